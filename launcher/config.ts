@@ -1,0 +1,206 @@
+// The shim's configuration: its fields, their defaults, and the rules a value
+// must pass before it may reach the C emitter. Pure: takes data, returns data.
+//
+// A config comes from a JSON file, from flags, or both (flags win). Every
+// refusal is a ConfigError that names the field and says why.
+
+import { ARCH_NAMES, isArchName, nativeArch, type ArchName } from './arch.js'
+import { ConfigError } from './errors.js'
+
+/** What is baked into a shim. Two equal ShimConfigs give byte-identical shims. */
+export interface ShimConfig {
+  /** program name, used in the shim's messages and output file names */
+  readonly name: string
+  /** absolute path of the real binary on the host */
+  readonly target: string
+  /** where a container sees the host's root */
+  readonly hostRoot: string
+  /** host library directories searched after the standard ones */
+  readonly libDirs: readonly string[]
+  /** pass --argv0 to host loaders that support it (glibc >= 2.33) */
+  readonly argv0: boolean
+  /** the environment variable that turns on the shim's debug output */
+  readonly debugEnv: string
+  /** variables the shim sets before exec, in order */
+  readonly env: readonly (readonly [string, string])[]
+}
+
+/** A config plus the things that are not baked in: what to build, and where. */
+export interface BuildConfig extends ShimConfig {
+  readonly arch: readonly ArchName[]
+  readonly output?: string
+  readonly outDir?: string
+}
+
+/** The fields a config file (or the flags) may carry, all optional. */
+export interface RawConfig {
+  name?: unknown
+  target?: unknown
+  hostRoot?: unknown
+  libDirs?: unknown
+  arch?: unknown
+  argv0?: unknown
+  debugEnv?: unknown
+  env?: unknown
+  output?: unknown
+  outDir?: unknown
+}
+
+export const CONFIG_FIELDS = [
+  'name',
+  'target',
+  'hostRoot',
+  'libDirs',
+  'arch',
+  'argv0',
+  'debugEnv',
+  'env',
+  'output',
+  'outDir',
+] as const satisfies readonly (keyof RawConfig)[]
+
+export const DEFAULTS = {
+  hostRoot: '/run/host',
+  debugEnv: 'HOSTSHIM_DEBUG',
+  argv0: true,
+} as const
+
+/** PATH_MAX less the NUL: the longest path the shim can hold. */
+export const MAX_PATH_BYTES = 4095
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+const PROGRAM_NAME = /^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$/
+
+function byteLength(s: string): number {
+  return Buffer.byteLength(s, 'utf8')
+}
+
+/** A string the C emitter can carry: no NUL, well-formed Unicode. */
+export function checkText(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new ConfigError(field, `must be a string, got ${describe(value)}`)
+  if (value.includes('\0')) throw new ConfigError(field, 'must not contain a NUL byte')
+  if (!value.isWellFormed()) throw new ConfigError(field, 'is not well-formed Unicode (lone surrogate)')
+  return value
+}
+
+/** An absolute, normalised-enough path of at most 4095 bytes. */
+export function checkPath(field: string, value: unknown): string {
+  const path = checkText(field, value)
+  if (!path.startsWith('/')) throw new ConfigError(field, `must be an absolute path, got ${JSON.stringify(path)}`)
+  if (byteLength(path) > MAX_PATH_BYTES) {
+    throw new ConfigError(field, `is ${byteLength(path)} bytes long; the limit is ${MAX_PATH_BYTES}`)
+  }
+  return path.length > 1 ? path.replace(/\/+$/, '') || '/' : path
+}
+
+export function checkIdentifier(field: string, value: unknown): string {
+  const s = checkText(field, value)
+  if (!IDENTIFIER.test(s)) throw new ConfigError(field, `${JSON.stringify(s)} is not a name of the form [A-Za-z_][A-Za-z0-9_]*`)
+  return s
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`
+}
+
+function checkName(value: unknown): string {
+  const name = checkText('name', value)
+  if (!PROGRAM_NAME.test(name)) {
+    throw new ConfigError('name', `${JSON.stringify(name)} is not a program name (letters, digits, . _ + -, at most 64, not starting with . or -)`)
+  }
+  return name
+}
+
+function checkTarget(value: unknown, hostRoot: string): string {
+  const target = checkPath('target', value)
+  if (target === '/') throw new ConfigError('target', 'must name a file, not "/"')
+  if (target === hostRoot || target.startsWith(`${hostRoot}/`)) {
+    throw new ConfigError(
+      'target',
+      `is a path on the host, seen from the host: drop the ${JSON.stringify(hostRoot)} prefix (the shim adds it in containers)`,
+    )
+  }
+  return target
+}
+
+function checkLibDirs(value: unknown): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw new ConfigError('libDirs', `must be an array of absolute paths, got ${describe(value)}`)
+  return value.map((dir, i) => {
+    const path = checkPath(`libDirs[${i}]`, dir)
+    if (path.includes(':')) throw new ConfigError(`libDirs[${i}]`, 'must not contain ":" (it separates --library-path entries)')
+    return path
+  })
+}
+
+export function parseArchList(field: string, value: unknown): ArchName[] {
+  const fallback = nativeArch() ?? 'x86_64'
+  if (value === undefined) return [fallback]
+  const items: unknown[] = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : Array.isArray(value) ? value : [value]
+  const out: ArchName[] = []
+  for (const item of items) {
+    if (typeof item !== 'string') throw new ConfigError(field, `must be an architecture name, got ${describe(item)}`)
+    if (item === 'all') {
+      for (const a of ARCH_NAMES) if (!out.includes(a)) out.push(a)
+      continue
+    }
+    if (!isArchName(item)) {
+      throw new ConfigError(field, `unknown architecture ${JSON.stringify(item)}; known: ${ARCH_NAMES.join(', ')}, all`)
+    }
+    if (!out.includes(item)) out.push(item)
+  }
+  if (out.length === 0) throw new ConfigError(field, 'names no architecture')
+  return out
+}
+
+function checkEnv(value: unknown, debugEnv: string): [string, string][] {
+  if (value === undefined) return []
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError('env', `must be an object of NAME: value, got ${describe(value)}`)
+  }
+  return Object.entries(value as Record<string, unknown>).map(([key, val]) => {
+    const name = checkIdentifier(`env.${key}`, key)
+    if (name === debugEnv) throw new ConfigError(`env.${key}`, 'is the debug variable; setting it would turn debug output on for every run')
+    return [name, checkText(`env.${key}`, val)]
+  })
+}
+
+function checkBool(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new ConfigError(field, `must be true or false, got ${describe(value)}`)
+  return value
+}
+
+/** Validate a raw config (parsed JSON merged with flags) into a BuildConfig. */
+export function validateConfig(raw: RawConfig): BuildConfig {
+  for (const key of Object.keys(raw)) {
+    if (!(CONFIG_FIELDS as readonly string[]).includes(key)) {
+      throw new ConfigError(key, `is not a config field; known fields: ${CONFIG_FIELDS.join(', ')}`)
+    }
+  }
+  if (raw.name === undefined) throw new ConfigError('name', 'is required')
+  if (raw.target === undefined) throw new ConfigError('target', 'is required (the absolute path of the real binary on the host)')
+  const hostRoot = raw.hostRoot === undefined ? DEFAULTS.hostRoot : checkPath('hostRoot', raw.hostRoot)
+  if (hostRoot === '/') throw new ConfigError('hostRoot', 'must not be "/": the shim could never tell a container from the host')
+  const debugEnv = raw.debugEnv === undefined ? DEFAULTS.debugEnv : checkIdentifier('debugEnv', raw.debugEnv)
+  const config: BuildConfig = {
+    name: checkName(raw.name),
+    target: checkTarget(raw.target, hostRoot),
+    hostRoot,
+    libDirs: checkLibDirs(raw.libDirs),
+    argv0: checkBool('argv0', raw.argv0, DEFAULTS.argv0),
+    debugEnv,
+    env: checkEnv(raw.env, debugEnv),
+    arch: parseArchList('arch', raw.arch),
+    ...(raw.output === undefined ? {} : { output: checkText('output', raw.output) }),
+    ...(raw.outDir === undefined ? {} : { outDir: checkText('outDir', raw.outDir) }),
+  }
+  return config
+}
+
+/** The part of a config that is baked into the shim, in a fixed key order. */
+export function shimConfigOf(config: ShimConfig): ShimConfig {
+  const { name, target, hostRoot, libDirs, argv0, debugEnv, env } = config
+  return { name, target, hostRoot, libDirs, argv0, debugEnv, env }
+}
