@@ -192,6 +192,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 	char todo[PATH_MAX], link[PATH_MAX];
 	size_t len = root_len, links = 0;
 	char *p = todo;
+	int stale = 1;	/* *st does not describe out yet */
 
 	if (strlen(path) >= sizeof(todo)) {
 		errno = ENAMETOOLONG;
@@ -218,6 +219,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 				len--;
 			if (len > root_len)
 				len--;
+			stale = 1;
 			p = end;
 			continue;
 		}
@@ -251,6 +253,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 			p = todo;
 			if (link[0] == '/')
 				len = root_len;
+			stale = 1;
 			continue;
 		}
 		if (*end && !S_ISDIR(st->st_mode)) {
@@ -258,17 +261,15 @@ static int resolve(const char *path, char *out, struct stat *st)
 			return -1;
 		}
 		len += 1 + n;
+		stale = 0;
 		p = end;
 	}
-	if (len == root_len) {
-		/* The root itself. */
+	/* The root itself is "root/". */
+	if (len == root_len)
 		out[len++] = '/';
-		out[len] = 0;
-		if (stat(out, st) < 0)
-			return -1;
-	}
 	out[len] = 0;
-	return 0;
+	/* After "..", or for the root: nothing was lstat'ed last. */
+	return stale ? stat(out, st) : 0;
 }
 
 /*
