@@ -201,23 +201,37 @@ const DT_VERNEEDNUM = 0x6fffffff
 
 const VER_FLG_BASE = 1
 
-// The kernel's limits in load_elf_binary()/load_elf_phdrs(). (Kernels before
-// 5.x also capped the table at one page, ELF_MIN_ALIGN; the 64 KiB cap is the
-// one every current kernel has.)
+// The kernel's limits in load_elf_binary()/load_elf_phdrs(). (Older kernels
+// also capped the program header table at one page, ELF_MIN_ALIGN; current
+// ones only at 64 KiB.)
 const KERNEL_PATH_MAX = 4096
 const KERNEL_MAX_PHDR_TABLE = 65536
 
-type Width = 1 | 2 | 4 | 8
+type Width = 2 | 4 | 8
 type Field = readonly [offset: number, width: Width]
+
+type HeaderField =
+  | 'type'
+  | 'machine'
+  | 'entry'
+  | 'phoff'
+  | 'shoff'
+  | 'flags'
+  | 'phentsize'
+  | 'phnum'
+  | 'shentsize'
+  | 'shnum'
+  | 'shstrndx'
+type SectionField = 'nameOffset' | 'type' | 'flags' | 'addr' | 'offset' | 'size' | 'link' | 'info' | 'addralign' | 'entsize'
 
 /** Where each field of each structure sits, per class. */
 interface ClassLayout {
   readonly headerSize: number
-  readonly header: Readonly<Record<'type' | 'machine' | 'entry' | 'phoff' | 'shoff' | 'flags' | 'phentsize' | 'phnum' | 'shentsize' | 'shnum' | 'shstrndx', Field>>
+  readonly header: Readonly<Record<HeaderField, Field>>
   readonly phentsize: number
   readonly ph: Readonly<Record<'type' | 'flags' | 'offset' | 'vaddr' | 'filesz' | 'memsz' | 'align', Field>>
   readonly shentsize: number
-  readonly sh: Readonly<Record<'nameOffset' | 'type' | 'flags' | 'addr' | 'offset' | 'size' | 'link' | 'info' | 'addralign' | 'entsize', Field>>
+  readonly sh: Readonly<Record<SectionField, Field>>
   readonly dynentsize: number
 }
 
@@ -311,9 +325,8 @@ class ElfReader {
 
   /** Whether [offset, offset + length) lies inside the file. */
   contains(offset: number, length: number): boolean {
-    return (
-      Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.size
-    )
+    const sane = Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0
+    return sane && offset + length <= this.size
   }
 
   uint(offset: number, width: Width, what: string): number {
@@ -331,8 +344,6 @@ class ElfReader {
       throw new ShimError(`${what} at offset ${hex(offset)} lies past the end of the file (${this.size} bytes)`)
     }
     switch (width) {
-      case 1:
-        return this.view.getUint8(offset)
       case 2:
         return this.view.getUint16(offset, this.littleEndian)
       case 4:
@@ -347,13 +358,6 @@ class ElfReader {
   field(base: number, [offset, width]: Field, what: string): number {
     return this.uint(base + offset, width, what)
   }
-
-  slice(offset: number, length: number, what: string): Uint8Array {
-    if (!this.contains(offset, length)) {
-      throw new ShimError(`${what} (${length} bytes at offset ${hex(offset)}) lies past the end of the file (${this.size} bytes)`)
-    }
-    return this.bytes.subarray(offset, offset + length)
-  }
 }
 
 /** The bytes before the first NUL (all of them when there is none). */
@@ -364,16 +368,20 @@ function untilNul(bytes: Uint8Array): Uint8Array {
 
 /** A string table: a region of NUL-terminated strings addressed by offset. */
 class StringTable {
-  constructor(
-    private readonly reader: ElfReader,
-    private readonly offset: number,
-    private readonly size: number,
+  private constructor(
+    private readonly region: Uint8Array,
     private readonly what: string,
   ) {}
 
+  /** The table at [offset, offset + size), or null when that is not all in the file. */
+  static at(reader: ElfReader, offset: number, size: number, what: string): StringTable | null {
+    return reader.contains(offset, size) ? new StringTable(reader.bytes.subarray(offset, offset + size), what) : null
+  }
+
   get(index: number): string {
-    if (index >= this.size) throw new ShimError(`${this.what}: string ${index} lies past its end (${this.size} bytes)`)
-    const region = this.reader.slice(this.offset + index, this.size - index, this.what)
+    const size = this.region.length
+    if (index >= size) throw new ShimError(`${this.what}: string ${index} lies past its end (${size} bytes)`)
+    const region = this.region.subarray(index)
     const nul = region.indexOf(0)
     if (nul < 0) throw new ShimError(`${this.what}: string ${index} is not NUL-terminated`)
     return utf8.decode(region.subarray(0, nul))
@@ -439,11 +447,13 @@ function readElf(bytes: Uint8Array): ElfInfo {
     phentsize: reader.field(0, h.phentsize, 'e_phentsize'),
     phnum: reader.field(0, h.phnum, 'e_phnum'),
   }
+  const entry = reader.field(0, h.entry, 'e_entry')
+  const flags = reader.field(0, h.flags, 'e_flags')
   const warnings: string[] = []
   const arch = archByMachine(header.machine, classByte, dataByte)
 
-  const programHeaders = readProgramHeaders(reader, header, warnings)
   const tableProblem = programHeaderTableProblem(reader, header)
+  const programHeaders = readProgramHeaders(reader, header, tableProblem !== null, warnings)
   const firstInterp = programHeaders.find((p) => p.type === PT_INTERP)
   const interp = firstInterp ? readInterpreter(reader, firstInterp, warnings) : { interpreter: null, error: null }
   const typeProblem =
@@ -452,11 +462,11 @@ function readElf(bytes: Uint8Array): ElfInfo {
       : `e_type is ${typeNameOf(header.type)}, not EXEC or DYN: the kernel does not execute it`
 
   const sections = guarded('section headers', warnings, () => readSectionHeaders(reader, header, warnings)) ?? []
-  const dynamic = guarded('dynamic section', warnings, () => readDynamic(reader, layout, programHeaders, sections, warnings))
-  const versionsNeeded = guarded('version needs (.gnu.version_r)', warnings, () => readVersionNeeds(reader, programHeaders, sections, dynamic)) ?? []
-  const versionDefinitions =
-    guarded('version definitions (.gnu.version_d)', warnings, () => readVersionDefinitions(reader, programHeaders, sections, dynamic)) ?? []
-  const notes = readNotes(reader, programHeaders, sections, warnings)
+  const parts: ElfParts = { reader, layout, segments: programHeaders, sections, warnings }
+  const dynamic = guarded('dynamic section', warnings, () => readDynamic(parts))
+  const versionsNeeded = guarded(VERSION_NEEDS.part, warnings, () => readVersionNeeds(parts, dynamic)) ?? []
+  const versionDefinitions = guarded(VERSION_DEFINITIONS.part, warnings, () => readVersionDefinitions(parts, dynamic)) ?? []
+  const notes = readNotes(parts)
 
   const hasInterpreter = firstInterp !== undefined
   const hasDynamic = programHeaders.some((p) => p.type === PT_DYNAMIC)
@@ -472,8 +482,8 @@ function readElf(bytes: Uint8Array): ElfInfo {
     machine: header.machine,
     machineName: arch ? arch.name : `EM_${header.machine}`,
     arch: arch ? arch.name : null,
-    flags: reader.field(0, h.flags, 'e_flags'),
-    entry: reader.field(0, h.entry, 'e_entry'),
+    flags,
+    entry,
     programHeaders,
     interpreter: interp.interpreter,
     interpreterError: interp.error,
@@ -527,10 +537,13 @@ function programHeaderTableProblem(reader: ElfReader, header: Header): string | 
   return null
 }
 
-// Reads as many program headers as the file holds, even when the kernel would
-// refuse the table, so `inspect` can still show them. An entry larger than the
-// struct is stepped over by e_phentsize; a smaller one cannot be read at all.
-function readProgramHeaders(reader: ElfReader, header: Header, warnings: string[]): ElfProgramHeader[] {
+// Reads the program headers. When the kernel would refuse the table anyway,
+// reads as many as make sense (so `inspect` can still show them) and stops at
+// the first that is cut off or absurd: past a bogus e_phnum lies other data.
+// An entry larger than the struct is stepped over by e_phentsize; a smaller
+// one cannot be read at all. In a table the kernel accepts, an absurd value is
+// a malformed file and throws.
+function readProgramHeaders(reader: ElfReader, header: Header, bestEffort: boolean, warnings: string[]): ElfProgramHeader[] {
   const { layout, phentsize, phnum, phoff } = header
   if (phnum === 0) return []
   if (phentsize < layout.phentsize) {
@@ -544,20 +557,30 @@ function readProgramHeaders(reader: ElfReader, header: Header, warnings: string[
       warnings.push(`program headers: the table is cut off by the end of the file after ${i} of ${phnum} entries`)
       break
     }
-    const read = (field: Field, name: string) => reader.field(base, field, `program header ${i} ${name}`)
-    const type = read(layout.ph.type, 'p_type')
-    headers.push({
-      type,
-      typeName: PT_NAMES[type] ?? `PT_${hex(type)}`,
-      flags: read(layout.ph.flags, 'p_flags'),
-      offset: read(layout.ph.offset, 'p_offset'),
-      vaddr: read(layout.ph.vaddr, 'p_vaddr'),
-      filesz: read(layout.ph.filesz, 'p_filesz'),
-      memsz: read(layout.ph.memsz, 'p_memsz'),
-      align: read(layout.ph.align, 'p_align'),
-    })
+    try {
+      headers.push(readProgramHeader(reader, layout, base, i))
+    } catch (err) {
+      if (!(bestEffort && err instanceof ShimError)) throw err
+      warnings.push(`program headers: stopped after ${i} of ${phnum} entries: ${err.message}`)
+      break
+    }
   }
   return headers
+}
+
+function readProgramHeader(reader: ElfReader, layout: ClassLayout, base: number, index: number): ElfProgramHeader {
+  const read = (field: Field, name: string) => reader.field(base, field, `program header ${index} ${name}`)
+  const type = read(layout.ph.type, 'p_type')
+  return {
+    type,
+    typeName: PT_NAMES[type] ?? `PT_${hex(type)}`,
+    flags: read(layout.ph.flags, 'p_flags'),
+    offset: read(layout.ph.offset, 'p_offset'),
+    vaddr: read(layout.ph.vaddr, 'p_vaddr'),
+    filesz: read(layout.ph.filesz, 'p_filesz'),
+    memsz: read(layout.ph.memsz, 'p_memsz'),
+    align: read(layout.ph.align, 'p_align'),
+  }
 }
 
 // load_elf_binary() takes the FIRST PT_INTERP and stops looking: 2 <= p_filesz
@@ -631,12 +654,9 @@ function readSectionHeaders(reader: ElfReader, header: Header, warnings: string[
     }
   })
   // Names are a nicety: a bad e_shstrndx or name offset leaves names empty.
-  const nameSection = shstrndx === 0 ? undefined : raw[shstrndx]
-  let names: StringTable | null = null
-  if (shstrndx !== 0 && (!nameSection || nameSection.type === SHT_NOBITS || !reader.contains(nameSection.offset, nameSection.size))) {
+  const names = shstrndx === 0 ? null : sectionStrings(reader, raw[shstrndx], 'section name table')
+  if (shstrndx !== 0 && !names) {
     warnings.push(`section headers: e_shstrndx ${shstrndx} is not a readable string table; section names left empty`)
-  } else if (nameSection) {
-    names = new StringTable(reader, nameSection.offset, nameSection.size, 'section name table')
   }
   let nameProblem: string | null = null
   const sections = raw.map(({ nameOffset, ...rest }) => {
@@ -655,8 +675,17 @@ function readSectionHeaders(reader: ElfReader, header: Header, warnings: string[
   return sections
 }
 
+/** What the optional parts of the parse (dynamic, versions, notes) read from. */
+interface ElfParts {
+  readonly reader: ElfReader
+  readonly layout: ClassLayout
+  readonly segments: readonly ElfProgramHeader[]
+  readonly sections: readonly ElfSection[]
+  readonly warnings: string[]
+}
+
 /** A virtual address's file offset: through PT_LOAD first, then section headers. */
-function fileOffsetOf(address: number, length: number, segments: readonly ElfProgramHeader[], sections: readonly ElfSection[]): number | null {
+function fileOffsetOf({ segments, sections }: ElfParts, address: number, length: number): number | null {
   for (const p of segments) {
     if (p.type === PT_LOAD && address >= p.vaddr && address + length <= p.vaddr + p.filesz) {
       return p.offset + (address - p.vaddr)
@@ -682,13 +711,8 @@ interface DynamicTable {
 // first; SHT_DYNAMIC is the fall-back for files whose program headers do not
 // say. Strings come from DT_STRTAB (an address, mapped through PT_LOAD), or
 // the section the dynamic section links to.
-function readDynamic(
-  reader: ElfReader,
-  layout: ClassLayout,
-  segments: readonly ElfProgramHeader[],
-  sections: readonly ElfSection[],
-  warnings: string[],
-): DynamicTable | null {
+function readDynamic(parts: ElfParts): DynamicTable | null {
+  const { reader, layout, segments, sections, warnings } = parts
   const segment = segments.find((p) => p.type === PT_DYNAMIC)
   const section = sections.find((s) => s.type === SHT_DYNAMIC)
   let region: { offset: number; size: number } | null = null
@@ -712,21 +736,26 @@ function readDynamic(
     const tag = reader.uintIfSafe(at, wordWidth, 'd_tag') ?? -1
     if (tag === DT_NULL) break
     if (tag === DT_NEEDED) neededOffsets.push(reader.uint(at + wordWidth, wordWidth, 'DT_NEEDED'))
-    else if (WANTED_TAGS.has(tag) && !values.has(tag)) values.set(tag, reader.uint(at + wordWidth, wordWidth, `d_val of tag ${hex(tag)}`))
+    else if (WANTED_TAGS.has(tag) && !values.has(tag)) {
+      values.set(tag, reader.uint(at + wordWidth, wordWidth, `d_val of tag ${hex(tag)}`))
+    }
   }
 
-  const strings = dynamicStrings(reader, values, segments, sections, section)
-  const stringAt = (offset: number | undefined, tagName: string): string | null => {
-    if (offset === undefined) return null
+  const strings = dynamicStrings(parts, values, section)
+  const stringAt = (offset: number, tagName: string): string => {
     if (!strings) throw new ShimError(`${tagName} present but DT_STRTAB cannot be found in the file`)
     return strings.get(offset)
   }
+  const optionalString = (tag: number, tagName: string): string | null => {
+    const offset = values.get(tag)
+    return offset === undefined ? null : stringAt(offset, tagName)
+  }
   return {
     info: {
-      needed: neededOffsets.map((offset) => stringAt(offset, 'DT_NEEDED') ?? ''),
-      soname: stringAt(values.get(DT_SONAME), 'DT_SONAME'),
-      rpath: stringAt(values.get(DT_RPATH), 'DT_RPATH'),
-      runpath: stringAt(values.get(DT_RUNPATH), 'DT_RUNPATH'),
+      needed: neededOffsets.map((offset) => stringAt(offset, 'DT_NEEDED')),
+      soname: optionalString(DT_SONAME, 'DT_SONAME'),
+      rpath: optionalString(DT_RPATH, 'DT_RPATH'),
+      runpath: optionalString(DT_RUNPATH, 'DT_RUNPATH'),
     },
     values,
     strings,
@@ -746,23 +775,28 @@ const WANTED_TAGS: ReadonlySet<number> = new Set([
 ])
 
 function dynamicStrings(
-  reader: ElfReader,
+  parts: ElfParts,
   values: ReadonlyMap<number, number>,
-  segments: readonly ElfProgramHeader[],
-  sections: readonly ElfSection[],
   dynamicSection: ElfSection | undefined,
 ): StringTable | null {
   const address = values.get(DT_STRTAB)
   const size = values.get(DT_STRSZ)
   if (address !== undefined && size !== undefined) {
-    const offset = fileOffsetOf(address, size, segments, sections)
-    if (offset !== null && reader.contains(offset, size)) return new StringTable(reader, offset, size, 'DT_STRTAB')
+    const offset = fileOffsetOf(parts, address, size)
+    const table = offset === null ? null : StringTable.at(parts.reader, offset, size, 'DT_STRTAB')
+    if (table) return table
   }
-  const linked = dynamicSection ? sections[dynamicSection.link] : undefined
-  if (linked && linked.type !== SHT_NOBITS && reader.contains(linked.offset, linked.size)) {
-    return new StringTable(reader, linked.offset, linked.size, `string table ${q(linked.name)}`)
-  }
-  return null
+  return dynamicSection ? sectionStrings(parts.reader, parts.sections[dynamicSection.link]) : null
+}
+
+/** A section's contents as a string table, when it has any in the file. */
+function sectionStrings(
+  reader: ElfReader,
+  section: (Pick<ElfSection, 'type' | 'offset' | 'size'> & { readonly name?: string }) | undefined,
+  what = `string table ${q(section?.name ?? '')}`,
+): StringTable | null {
+  if (!section || section.type === SHT_NOBITS) return null
+  return StringTable.at(reader, section.offset, section.size, what)
 }
 
 interface VersionTable {
@@ -771,29 +805,47 @@ interface VersionTable {
   readonly strings: StringTable
 }
 
+interface VersionTableKind {
+  /** how warnings name it */
+  readonly part: string
+  readonly addressTag: number
+  readonly countTag: number
+  readonly tagName: string
+  readonly sectionType: number
+}
+
+const VERSION_NEEDS: VersionTableKind = {
+  part: 'version needs (.gnu.version_r)',
+  addressTag: DT_VERNEED,
+  countTag: DT_VERNEEDNUM,
+  tagName: 'DT_VERNEED',
+  sectionType: SHT_GNU_VERNEED,
+}
+
+const VERSION_DEFINITIONS: VersionTableKind = {
+  part: 'version definitions (.gnu.version_d)',
+  addressTag: DT_VERDEF,
+  countTag: DT_VERDEFNUM,
+  tagName: 'DT_VERDEF',
+  sectionType: SHT_GNU_VERDEF,
+}
+
 // The loader finds version tables through DT_VERNEED/DT_VERDEF (addresses)
 // and their *NUM counts; the section headers say the same with sh_info as the
 // count and sh_link naming the string table. Prefer what the loader uses.
-function locateVersionTable(
-  reader: ElfReader,
-  segments: readonly ElfProgramHeader[],
-  sections: readonly ElfSection[],
-  dynamic: DynamicTable | null,
-  tags: { readonly address: number; readonly count: number; readonly name: string },
-  sectionType: number,
-): VersionTable | null {
-  const address = dynamic?.values.get(tags.address)
-  const count = dynamic?.values.get(tags.count)
+function locateVersionTable(parts: ElfParts, dynamic: DynamicTable | null, kind: VersionTableKind): VersionTable | null {
+  const address = dynamic?.values.get(kind.addressTag)
+  const count = dynamic?.values.get(kind.countTag)
   if (address !== undefined && count !== undefined && dynamic?.strings) {
-    const offset = fileOffsetOf(address, 1, segments, sections)
+    const offset = fileOffsetOf(parts, address, 1)
     if (offset !== null) return { offset, count, strings: dynamic.strings }
   }
-  const section = sections.find((s) => s.type === sectionType)
-  const linked = section ? sections[section.link] : undefined
-  if (section && linked && linked.type !== SHT_NOBITS && reader.contains(linked.offset, linked.size)) {
-    return { offset: section.offset, count: section.info, strings: new StringTable(reader, linked.offset, linked.size, `string table ${q(linked.name)}`) }
+  const section = parts.sections.find((s) => s.type === kind.sectionType)
+  const strings = section ? sectionStrings(parts.reader, parts.sections[section.link]) : null
+  if (section && strings) return { offset: section.offset, count: section.info, strings }
+  if (address !== undefined) {
+    throw new ShimError(`${kind.tagName} ${hex(address)} cannot be found in the file (or its count or string table is missing)`)
   }
-  if (address !== undefined) throw new ShimError(`${tags.name} ${hex(address)} cannot be found in the file (or its count or string table is missing)`)
   if (section) throw new ShimError(`section ${q(section.name)} has no readable string table (sh_link ${section.link})`)
   return null
 }
@@ -803,14 +855,10 @@ function locateVersionTable(
 //   Vernaux: vna_hash u32, vna_flags u16, vna_other u16, vna_name u32, vna_next u32
 // Offsets chain relative to the current entry. The loop count is bounded by
 // the file size too, so a cyclic chain with a huge count cannot spin.
-function readVersionNeeds(
-  reader: ElfReader,
-  segments: readonly ElfProgramHeader[],
-  sections: readonly ElfSection[],
-  dynamic: DynamicTable | null,
-): ElfVersionNeed[] {
-  const table = locateVersionTable(reader, segments, sections, dynamic, { address: DT_VERNEED, count: DT_VERNEEDNUM, name: 'DT_VERNEED' }, SHT_GNU_VERNEED)
+function readVersionNeeds(parts: ElfParts, dynamic: DynamicTable | null): ElfVersionNeed[] {
+  const table = locateVersionTable(parts, dynamic, VERSION_NEEDS)
   if (!table) return []
+  const { reader } = parts
   const { strings } = table
   const needs: ElfVersionNeed[] = []
   const maxEntries = Math.min(table.count, Math.floor(reader.size / 16))
@@ -839,14 +887,10 @@ function readVersionNeeds(
 //   Verdef:  vd_version u16, vd_flags u16, vd_ndx u16, vd_cnt u16, vd_hash u32, vd_aux u32, vd_next u32
 //   Verdaux: vda_name u32, vda_next u32
 // The first Verdaux names the version; any further ones name its parents.
-function readVersionDefinitions(
-  reader: ElfReader,
-  segments: readonly ElfProgramHeader[],
-  sections: readonly ElfSection[],
-  dynamic: DynamicTable | null,
-): ElfVersionDefinition[] {
-  const table = locateVersionTable(reader, segments, sections, dynamic, { address: DT_VERDEF, count: DT_VERDEFNUM, name: 'DT_VERDEF' }, SHT_GNU_VERDEF)
+function readVersionDefinitions(parts: ElfParts, dynamic: DynamicTable | null): ElfVersionDefinition[] {
+  const table = locateVersionTable(parts, dynamic, VERSION_DEFINITIONS)
   if (!table) return []
+  const { reader } = parts
   const { strings } = table
   const definitions: ElfVersionDefinition[] = []
   const maxEntries = Math.min(table.count, Math.floor(reader.size / 20))
@@ -882,12 +926,7 @@ function alignUp(value: number, alignment: number): number {
 // Notes come from PT_NOTE segments (what a stripped file keeps) and SHT_NOTE
 // sections (which also hold notes no segment maps, such as annobin's). Most
 // notes are in both; each is listed once, by file offset.
-function readNotes(
-  reader: ElfReader,
-  segments: readonly ElfProgramHeader[],
-  sections: readonly ElfSection[],
-  warnings: string[],
-): ElfNote[] {
+function readNotes({ reader, segments, sections, warnings }: ElfParts): ElfNote[] {
   const regions = [
     ...segments
       .filter((p) => p.type === PT_NOTE)
@@ -904,8 +943,8 @@ function readNotes(
 
 // Elf_Nhdr is three u32 in both classes: n_namesz (with its NUL), n_descsz,
 // n_type. Linux pads name and descriptor to 4 bytes even in ELF64; only
-// regions aligned to 8 (NT_GNU_PROPERTY_TYPE_0) pad to 8, which is the rule
-// readelf and the kernel's own property parser follow.
+// regions aligned to 8 (NT_GNU_PROPERTY_TYPE_0) pad to 8. readelf decides by
+// the region's alignment the same way.
 function readNoteRegion(
   reader: ElfReader,
   region: { readonly offset: number; readonly size: number; readonly align: number },
@@ -929,7 +968,9 @@ function readNoteRegion(
     if (!seen.has(at)) {
       seen.add(at)
       const name = utf8.decode(untilNul(reader.bytes.subarray(at + 12, at + 12 + nameSize)))
-      const desc = reader.bytes.slice(at + descOffset, at + descOffset + descSize)
+      // A copy, so a note does not keep the whole file alive (and a Buffer's
+      // slice() would not copy).
+      const desc = new Uint8Array(reader.bytes.subarray(at + descOffset, at + descOffset + descSize))
       notes.push({ name, type, desc, offset: at })
     }
     at += alignUp(descOffset + descSize, alignment)
@@ -946,7 +987,8 @@ const GLIBC_VERSION = /^GLIBC_\d+(?:\.\d+)*$/
 
 function versionKey(name: string): { prefix: string; numbers: number[] | null } {
   const match = NUMBERED_VERSION.exec(name)
-  return match ? { prefix: match[1] ?? '', numbers: (match[2] ?? '').split('.').map(Number) } : { prefix: name, numbers: null }
+  if (!match) return { prefix: name, numbers: null }
+  return { prefix: match[1] ?? '', numbers: (match[2] ?? '').split('.').map(Number) }
 }
 
 /**

@@ -28,6 +28,7 @@ export const PF_R = 4
 
 export const EM_386 = 3
 export const EM_ARM = 40
+export const EM_PPC = 20
 export const EM_PPC64 = 21
 export const EM_S390 = 22
 export const EM_X86_64 = 62
@@ -65,6 +66,18 @@ export interface CraftSegment {
   align?: number
   /** bytes to place in the file for this segment */
   data?: Uint8Array
+}
+
+interface SectionSpec {
+  name: string
+  type: number
+  /** the blob it covers */
+  blob: string
+  /** the name of the section sh_link points at */
+  link?: string
+  info?: number
+  entsize?: number
+  align: number
 }
 
 /** A program header after layout: every field known. */
@@ -109,6 +122,8 @@ export interface CraftOptions {
   /** force a dynamic section even with nothing in it (static PIE) */
   dynamic?: boolean
   notes?: readonly CraftNote[]
+  /** padding of note names and descriptors: 4 (the usual), or 8 as in NT_GNU_PROPERTY_TYPE_0 segments */
+  noteAlign?: 4 | 8
   /** extra program headers, after the generated ones */
   segments?: readonly CraftSegment[]
   /** a PT_LOAD over the whole file; default: when there is a dynamic section */
@@ -255,15 +270,16 @@ export function craftElfWithLayout(options: CraftOptions = {}): { bytes: Buffer;
     options.versionsDefined !== undefined
   const withLoad = options.load ?? hasDynamic
   const withSections = options.sections ?? true
+  const noteAlign = options.noteAlign ?? 4
 
   // Program headers first (their count fixes where the data starts), data
   // blobs after them, section headers last.
   type Pending = CraftSegment & { blob?: string }
   const pending: Pending[] = [
-    ...interpreters.map((value, i): Pending => ({ type: PT_INTERP, flags: PF_R, align: 1, data: interpBytes(value), blob: `interp${i}` })),
+    ...interpreters.map((value, i): Pending => ({ type: PT_INTERP, flags: PF_R, align: 1, blob: `interp${i}` })),
     ...(withLoad ? [{ type: PT_LOAD, flags: PF_R | PF_X, offset: 0, vaddr: base, align: 0x1000, blob: '*file' }] : []),
     ...(hasDynamic ? [{ type: PT_DYNAMIC, flags: PF_R | PF_W, align: is64 ? 8 : 4, blob: 'dynamic' }] : []),
-    ...(options.notes?.length ? [{ type: PT_NOTE, flags: PF_R, align: 4, blob: 'notes' }] : []),
+    ...(options.notes?.length ? [{ type: PT_NOTE, flags: PF_R, align: noteAlign, blob: 'notes' }] : []),
     ...(options.segments ?? []).map((s): Pending => ({ ...s })),
   ]
   pending.forEach((segment, i) => {
@@ -309,8 +325,9 @@ export function craftElfWithLayout(options: CraftOptions = {}): { bytes: Buffer;
     verneedCount = needs.length
 
     // Elf_Verdef (20 bytes) each followed by one Elf_Verdaux (8 bytes).
+    const baseName = options.soname ?? 'crafted.so'
     const definitions = options.versionsDefined
-      ? [{ name: options.soname ?? 'crafted.so', base: true }, ...options.versionsDefined.map((name) => ({ name, base: false }))]
+      ? [{ name: baseName, base: true }, ...options.versionsDefined.map((name) => ({ name, base: false }))]
       : []
     const verdef = writer()
     definitions.forEach((definition, i) => {
@@ -338,9 +355,9 @@ export function craftElfWithLayout(options: CraftOptions = {}): { bytes: Buffer;
     for (const note of options.notes) {
       const name = encoder.encode(`${note.name}\0`)
       const desc = note.desc ?? new Uint8Array()
-      notes.u32(name.length).u32(desc.length).u32(note.type).bytes(name).pad(4).bytes(desc).pad(4)
+      notes.u32(name.length).u32(desc.length).u32(note.type).bytes(name).pad(noteAlign).bytes(desc).pad(noteAlign)
     }
-    place('notes', notes.done(), 4)
+    place('notes', notes.done(), noteAlign)
   }
 
   for (const segment of pending) {
@@ -348,39 +365,36 @@ export function craftElfWithLayout(options: CraftOptions = {}): { bytes: Buffer;
   }
 
   // Section headers: enough for readelf to name things, and for the reader's
-  // section fall-backs to have something to fall back to.
-  const sectionList: { name: string; type: number; flags: number; blob: string; link?: string; info?: number; entsize?: number; align: number }[] = []
+  // section fall-backs to have something to fall back to. All are SHF_ALLOC
+  // (mapped by the PT_LOAD) except .shstrtab, which comes last.
+  const allocated: SectionSpec[] = [
+    { name: '.interp', type: SHT_PROGBITS, blob: 'interp0', align: 1 },
+    { name: '.dynstr', type: SHT_STRTAB, blob: 'dynstr', align: 1 },
+    { name: '.gnu.version_r', type: SHT_GNU_VERNEED, blob: 'verneed', link: '.dynstr', info: verneedCount, align: 4 },
+    { name: '.gnu.version_d', type: SHT_GNU_VERDEF, blob: 'verdef', link: '.dynstr', info: verdefCount, align: 4 },
+    { name: '.dynamic', type: SHT_DYNAMIC, blob: 'dynamic', link: '.dynstr', entsize: dynentsize, align: 8 },
+    { name: '.note', type: SHT_NOTE, blob: 'notes', align: noteAlign },
+  ].filter((spec) => blobs[spec.blob] !== undefined)
   let shoff = 0
   let shstrndx = 0
   if (withSections) {
-    if (blobs.interp0) sectionList.push({ name: '.interp', type: SHT_PROGBITS, flags: SHF_ALLOC, blob: 'interp0', align: 1 })
-    if (blobs.dynstr) sectionList.push({ name: '.dynstr', type: SHT_STRTAB, flags: SHF_ALLOC, blob: 'dynstr', align: 1 })
-    if (blobs.verneed) {
-      sectionList.push({ name: '.gnu.version_r', type: SHT_GNU_VERNEED, flags: SHF_ALLOC, blob: 'verneed', link: '.dynstr', info: verneedCount, align: 4 })
-    }
-    if (blobs.verdef) {
-      sectionList.push({ name: '.gnu.version_d', type: SHT_GNU_VERDEF, flags: SHF_ALLOC, blob: 'verdef', link: '.dynstr', info: verdefCount, align: 4 })
-    }
-    if (blobs.dynamic) {
-      sectionList.push({ name: '.dynamic', type: SHT_DYNAMIC, flags: SHF_ALLOC, blob: 'dynamic', link: '.dynstr', entsize: dynentsize, align: 8 })
-    }
-    if (blobs.notes) sectionList.push({ name: '.note', type: SHT_NOTE, flags: SHF_ALLOC, blob: 'notes', align: 4 })
     const names = new StringTableBuilder()
-    const nameOffsets = sectionList.map((s) => names.add(s.name))
+    const nameOffsets = allocated.map((spec) => names.add(spec.name))
     const shstrtabName = names.add('.shstrtab')
     place('shstrtab', names.bytes())
-    shstrndx = sectionList.length + 1
+    shstrndx = allocated.length + 1
     const table = writer()
-    const header = (name: number, stype: number, flags: number, addr: number, offset: number, size: number, link: number, info: number, align: number, entsize: number) =>
-      table.u32(name).u32(stype).word(flags).word(addr).word(offset).word(size).u32(link).u32(info).word(align).word(entsize)
-    header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    sectionList.forEach((s, i) => {
-      const blob = blobs[s.blob] ?? { offset: 0, size: 0 }
-      const link = s.link ? sectionList.findIndex((other) => other.name === s.link) + 1 : 0
-      header(nameOffsets[i] ?? 0, s.type, s.flags, base + blob.offset, blob.offset, blob.size, link, s.info ?? 0, s.align, s.entsize ?? 0)
+    const sectionHeader = (name: number, spec: SectionSpec | null, addr: number, link: number) => {
+      const blob = spec ? (blobs[spec.blob] ?? { offset: 0, size: 0 }) : { offset: 0, size: 0 }
+      table.u32(name).u32(spec?.type ?? 0).word(spec && addr !== 0 ? SHF_ALLOC : 0).word(addr)
+      table.word(blob.offset).word(blob.size).u32(link).u32(spec?.info ?? 0).word(spec?.align ?? 0).word(spec?.entsize ?? 0)
+    }
+    sectionHeader(0, null, 0, 0)
+    allocated.forEach((spec, i) => {
+      const link = spec.link ? allocated.findIndex((other) => other.name === spec.link) + 1 : 0
+      sectionHeader(nameOffsets[i] ?? 0, spec, base + (blobs[spec.blob]?.offset ?? 0), link)
     })
-    const shstrtab = blobs.shstrtab ?? { offset: 0, size: 0 }
-    header(shstrtabName, SHT_STRTAB, 0, 0, shstrtab.offset, shstrtab.size, 0, 0, 1, 0)
+    sectionHeader(shstrtabName, { name: '.shstrtab', type: SHT_STRTAB, blob: 'shstrtab', align: 1 }, 0, 0)
     shoff = place('shdrs', table.done(), 8)
   }
   const fileSize = cursor
@@ -417,7 +431,7 @@ export function craftElfWithLayout(options: CraftOptions = {}): { bytes: Buffer;
     .u16(h.phentsize ?? phentsize)
     .u16(h.phnum ?? placed.length)
     .u16(h.shentsize ?? (withSections ? shentsize : 0))
-    .u16(h.shnum ?? (withSections ? sectionList.length + 2 : 0))
+    .u16(h.shnum ?? (withSections ? allocated.length + 2 : 0))
     .u16(h.shstrndx ?? shstrndx)
     .done()
   out.set(ehdr, 0)
