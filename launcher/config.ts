@@ -129,7 +129,9 @@ function checkLibDirs(value: unknown): string[] {
   if (!Array.isArray(value)) throw new ConfigError('libDirs', `must be an array of absolute paths, got ${describe(value)}`)
   return value.map((dir, i) => {
     const path = checkPath(`libDirs[${i}]`, dir)
-    if (path.includes(':')) throw new ConfigError(`libDirs[${i}]`, 'must not contain ":" (it separates --library-path entries)')
+    if (/[:;$]/.test(path)) {
+      throw new ConfigError(`libDirs[${i}]`, 'must not contain ":", ";" or "$" (the loader splits --library-path at the first two and expands the third)')
+    }
     return path
   })
 }

@@ -52,6 +52,7 @@ function failures(): CCode {
 	WHAT_TARGET_BAD[] = ${cString(FAILURES.targetBad)},
 	WHAT_LOADER_MISSING[] = ${cString(FAILURES.loaderMissing)},
 	WHAT_LOADER_BAD[] = ${cString(FAILURES.loaderBad)},
+	WHAT_WRONG_ARCH[] = ${cString(FAILURES.wrongArch)},
 	WHAT_EXEC[] = ${cString(FAILURES.exec)},
 	WHAT_SECURE[] = ${cString(FAILURES.secure)};`
 }
@@ -101,6 +102,7 @@ enum {
 	MAX_LINKS = 40,		/* the kernel's limit, then ELOOP */
 	MAX_CONF = 64 * 1024,	/* bytes read of one ld.so.conf file */
 	MAX_DEPTH = 8,		/* ld.so.conf include nesting */
+	MAX_CONF_FILES = 64,	/* ld.so.conf files read in all: a hostile tree cannot make it more */
 	MAX_DIRS = 128,		/* library path entries */
 	MAX_MATCHES = 256,	/* files one include pattern may name */
 	MAX_INTERP = 4096,	/* PATH_MAX: binfmt_elf refuses a longer PT_INTERP */
@@ -272,6 +274,9 @@ static int resolve(const char *path, char *out, struct stat *st)
 	return stale ? stat(out, st) : 0;
 }
 
+/* Set when read_elf() refused a file for its e_machine alone. */
+static int wrong_arch;
+
 /*
  * Check an ELF file the way the kernel's binfmt_elf would before running it,
  * and find its first PT_INTERP. Returns 1 with the interpreter in interp, 0
@@ -286,9 +291,13 @@ static int read_elf(int fd, char *interp)
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
 		goto bad;
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELF_CLASS ||
-	    eh.e_ident[EI_DATA] != ELF_DATA || eh.e_machine != ELF_MACHINE ||
-	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
+	    eh.e_ident[EI_DATA] != ELF_DATA || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
 		goto bad;
+	/* Handing another architecture's file to this one's loader would only crash later. */
+	if (eh.e_machine != ELF_MACHINE) {
+		wrong_arch = 1;
+		goto bad;
+	}
 	size = (size_t)eh.e_phnum * eh.e_phentsize;
 	if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum < 1 || size > MAX_PHDRS)
 		goto bad;
@@ -389,8 +398,12 @@ static void add_dir(const char *path)
 
 	if (n_dirs >= MAX_DIRS || resolve(path, full, &st) < 0)
 		return;
-	/* resolve() stops at the last component: a directory, not a link to one. */
-	if (!S_ISDIR(st.st_mode) || strchr(full, ':'))
+	/*
+	 * resolve() stops at the last component: a directory, not a link to one.
+	 * The loader splits --library-path at ":" and ";" and expands "$ORIGIN"
+	 * and friends: a directory with any of them cannot be passed on.
+	 */
+	if (!S_ISDIR(st.st_mode) || strpbrk(full, ":;$"))
 		return;
 	n = strlen(full);
 	if (listed(full, n))
@@ -403,6 +416,7 @@ static void add_dir(const char *path)
 }
 
 static void read_conf(const char *path, int depth);
+static int n_conf;
 
 /*
  * glob(3)'s matching of one file name, in bytes: * ? [set] [!set] [^set],
@@ -548,8 +562,9 @@ static void read_conf(const char *path, int depth)
 	ssize_t n;
 	int fd;
 
-	if (depth > MAX_DEPTH || resolve(path, full, &st) < 0 || !S_ISREG(st.st_mode))
+	if (depth > MAX_DEPTH || n_conf >= MAX_CONF_FILES || resolve(path, full, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
+	n_conf++;
 	fd = open(full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
@@ -674,7 +689,7 @@ int main(int argc, char **argv)
 		bail(WHAT_TARGET_MISSING, in_root(TARGET, tried), errno);
 	fd = open_program(target, &st, interp, &has_interp);
 	if (fd < 0)
-		bail(WHAT_TARGET_BAD, target, errno);
+		bail(wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
 	close(fd);
 	if (has_interp) {
 		/* Built for Toolbx: PT_INTERP already names /run/host/...; take the host path under it. */
@@ -700,7 +715,7 @@ int main(int argc, char **argv)
 		}
 		fd = open_program(loader, &st, interp, &has_interp);
 		if (fd < 0)
-			bail(WHAT_LOADER_BAD, loader, errno);
+			bail(wrong_arch ? WHAT_WRONG_ARCH : WHAT_LOADER_BAD, loader, errno);
 		argv0 = argc > 0 && knows_argv0(fd, &st);
 		close(fd);
 

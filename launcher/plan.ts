@@ -1,0 +1,716 @@
+// The plan model: what a shim will exec, computed in TypeScript from a host
+// tree. shim/README.md is the algorithm; this file follows it step by step,
+// and so does the C in shim/template.ts. Tests compare the shim's debug output
+// with formatDebug() byte for byte, so where the README leaves a detail open
+// the choice made here is the one the C makes too (each is marked "Decided").
+//
+// Pure: every file-system question goes through a HostView (the node:fs one
+// lives in launcher/hostview.ts). Paths inside this module are host byte
+// strings: one char per byte (latin1), so lengths are byte lengths, order is
+// byte order and names that are not UTF-8 survive. Plans hand out ordinary
+// strings (see fromHostBytes).
+
+import type { Arch } from './arch.js'
+import type { ShimConfig } from './config.js'
+
+/** musl's strerror() texts (the shim is linked with musl), for every errno a plan can carry. */
+export const STRERROR = {
+  EPERM: 'Operation not permitted',
+  ENOENT: 'No such file or directory',
+  EIO: 'I/O error',
+  ENXIO: 'No such device or address',
+  E2BIG: 'Argument list too long',
+  ENOEXEC: 'Exec format error',
+  EBADF: 'Bad file descriptor',
+  ENOMEM: 'Out of memory',
+  EACCES: 'Permission denied',
+  EFAULT: 'Bad address',
+  EBUSY: 'Resource busy',
+  ENODEV: 'No such device',
+  ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory',
+  EINVAL: 'Invalid argument',
+  ENFILE: 'Too many open files in system',
+  EMFILE: 'No file descriptors available',
+  ETXTBSY: 'Text file busy',
+  EFBIG: 'File too large',
+  ENAMETOOLONG: 'Filename too long',
+  ELOOP: 'Symbolic link loop',
+  EOVERFLOW: 'Value too large for data type',
+  ESTALE: 'Stale file handle',
+} as const
+
+export type Errno = keyof typeof STRERROR
+
+export function isErrno(code: unknown): code is Errno {
+  return typeof code === 'string' && Object.hasOwn(STRERROR, code)
+}
+
+/** The WHAT of `NAME: WHAT: PATH: reason`. The C template emits these same strings. */
+export const FAILURES = {
+  /** resolving TARGET under the root failed */
+  targetMissing: 'cannot find target',
+  /** the resolved target is not a regular, executable, acceptable ELF file */
+  targetBad: 'cannot run target',
+  /** resolving the loader (and its usr-merged twin) failed */
+  loaderMissing: 'cannot find host loader',
+  /** the resolved loader is not a regular, executable, acceptable ELF file */
+  loaderBad: 'bad host loader',
+  /** target or loader: an acceptable ELF header whose e_machine is another architecture's */
+  wrongArch: 'wrong architecture',
+  /** execve() itself failed (the model never predicts this one) */
+  exec: 'cannot execute',
+  /** set-user-ID or AT_SECURE: refused before anything else */
+  secure: 'refusing to run privileged',
+} as const
+
+export type FailureKey = keyof typeof FAILURES
+
+/** The fixed limits of the shim; the C template uses the same numbers. */
+export const LIMITS = {
+  /** PATH_MAX less the NUL: longest root + path, symlink text + rest, pattern */
+  pathBytes: 4095,
+  /** symbolic links followed in one resolution; the next one is ELOOP */
+  links: 40,
+  /** bytes read (one read()) of each ld.so.conf file */
+  confBytes: 65536,
+  /** include nesting: /etc/ld.so.conf is depth 0, deeper than this is not read */
+  includeDepth: 8,
+  /** ld.so.conf files read in all (regular files that resolved), so a hostile tree cannot make it more */
+  confFiles: 64,
+  /** names one include pattern may match (the first ones in directory order) */
+  includeMatches: 256,
+  /** bytes of matched names (each + NUL) one include pattern may hold */
+  includeNameBytes: 16384,
+  /** library path entries kept */
+  libraryPathEntries: 128,
+  /** largest PT_INTERP p_filesz */
+  interpBytes: 4096,
+  /** largest e_phnum * e_phentsize */
+  phdrBytes: 65536,
+  /** a line of stderr (message or debug) is cut to this many bytes before its newline */
+  lineBytes: 12287,
+} as const
+
+export type Mode = 'container' | 'host'
+
+// ---------------------------------------------------------------------------
+// The host view: the shim's system calls, asked of host paths.
+
+/** A failed call: the errno name. */
+export interface HostErr {
+  readonly errno: Errno
+}
+
+export interface HostStat {
+  readonly kind: 'file' | 'dir' | 'symlink' | 'other'
+  readonly size: number
+  readonly dev: bigint
+  readonly ino: bigint
+}
+
+export interface HostFile {
+  /** pread(): up to length bytes at offset, fewer at end of file */
+  read(offset: bigint, length: number): Buffer | HostErr
+  close(): void
+}
+
+/**
+ * The file system as the shim sees it below its root, addressed by host path
+ * (absolute, a host byte string). In a container the view maps "/usr" to
+ * HOST_ROOT/usr; on the host it maps paths to themselves.
+ */
+export interface HostView {
+  lstat(path: string): HostStat | HostErr
+  stat(path: string): HostStat | HostErr
+  /** the link's text, a host byte string */
+  readlink(path: string): string | HostErr
+  /** access(path, X_OK) === 0 */
+  executable(path: string): boolean
+  open(path: string): HostFile | HostErr
+  /** entry names in directory (getdents) order, without "." and ".." */
+  readdir(path: string): string[] | HostErr
+}
+
+export function isHostErr(value: unknown): value is HostErr {
+  return typeof value === 'object' && value !== null && !Buffer.isBuffer(value) && 'errno' in value
+}
+
+// ---------------------------------------------------------------------------
+// Host bytes and JavaScript strings.
+
+/**
+ * Bytes as a string: valid UTF-8 decodes normally, every other byte becomes
+ * the lone surrogate U+DC00 + byte (Python's surrogateescape), so
+ * toHostBytes(fromHostBytes(b)) gives b back exactly.
+ */
+export function fromHostBytes(bytes: Uint8Array): string {
+  let out = ''
+  const cont = (i: number, lo = 0x80, hi = 0xbf): boolean => {
+    const b = bytes[i]
+    return b !== undefined && b >= lo && b <= hi
+  }
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i] as number
+    let n = 0
+    if (b < 0x80) n = 1
+    else if (b >= 0xc2 && b <= 0xdf) n = cont(i + 1) ? 2 : 0
+    else if (b >= 0xe0 && b <= 0xef) {
+      const lo = b === 0xe0 ? 0xa0 : 0x80
+      const hi = b === 0xed ? 0x9f : 0xbf
+      n = cont(i + 1, lo, hi) && cont(i + 2) ? 3 : 0
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      const lo = b === 0xf0 ? 0x90 : 0x80
+      const hi = b === 0xf4 ? 0x8f : 0xbf
+      n = cont(i + 1, lo, hi) && cont(i + 2) && cont(i + 3) ? 4 : 0
+    }
+    if (n === 0) {
+      out += String.fromCharCode(0xdc00 + b)
+      i++
+    } else {
+      out += Buffer.from(bytes.subarray(i, i + n)).toString('utf8')
+      i += n
+    }
+  }
+  return out
+}
+
+/** The inverse of fromHostBytes: UTF-8, with U+DC80..U+DCFF standing for single bytes. */
+export function toHostBytes(text: string): Buffer {
+  const parts: Buffer[] = []
+  let run = ''
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) as number
+    if (cp >= 0xdc80 && cp <= 0xdcff) {
+      if (run) parts.push(Buffer.from(run, 'utf8'))
+      run = ''
+      parts.push(Buffer.of(cp - 0xdc00))
+    } else {
+      run += ch
+    }
+  }
+  if (run) parts.push(Buffer.from(run, 'utf8'))
+  return Buffer.concat(parts)
+}
+
+/** A JavaScript string as a host byte string. */
+export function hostString(text: string): string {
+  return toHostBytes(text).toString('latin1')
+}
+
+/** A host byte string as a JavaScript string. */
+export function jsString(bytes: string): string {
+  return fromHostBytes(Buffer.from(bytes, 'latin1'))
+}
+
+// ---------------------------------------------------------------------------
+// 2. Resolving a host path inside the root.
+
+export interface Resolved {
+  /** the resolved host path, "/" for the root itself */
+  readonly path: string
+  /** root + path: what the shim opens and passes on */
+  readonly full: string
+  /** lstat of the last component walked (never a link), stat of the root for "/" */
+  readonly stat: HostStat
+}
+
+/**
+ * openat2(RESOLVE_IN_ROOT) by hand: absolute link text starts again at the
+ * root, ".." stops at it, 40 links at most. `root` is "" or HOST_ROOT and
+ * only counts towards ENAMETOOLONG; the view is asked with host paths.
+ */
+export function resolveInRoot(view: HostView, root: string, hostPath: string): Resolved | HostErr {
+  if (hostPath.length > LIMITS.pathBytes) return { errno: 'ENAMETOOLONG' }
+  let todo = hostPath
+  let p = 0
+  let resolved = ''
+  let last: HostStat | undefined
+  let links = 0
+  for (;;) {
+    while (todo[p] === '/') p++
+    if (p >= todo.length) break
+    let end = todo.indexOf('/', p)
+    if (end < 0) end = todo.length
+    const name = todo.slice(p, end)
+    if (name === '.') {
+      p = end
+      continue
+    }
+    if (name === '..') {
+      resolved = resolved.slice(0, Math.max(0, resolved.lastIndexOf('/')))
+      p = end
+      continue
+    }
+    const candidate = `${resolved}/${name}`
+    if (root.length + candidate.length > LIMITS.pathBytes) return { errno: 'ENAMETOOLONG' }
+    const st = view.lstat(candidate)
+    if (isHostErr(st)) return st
+    last = st
+    if (st.kind === 'symlink') {
+      if (++links > LIMITS.links) return { errno: 'ELOOP' }
+      const text = view.readlink(candidate)
+      if (isHostErr(text)) return text
+      const rest = todo.slice(end)
+      if (text.length + rest.length > LIMITS.pathBytes) return { errno: 'ENAMETOOLONG' }
+      // The link's text goes in front of what is left to walk.
+      todo = text + rest
+      p = 0
+      if (text.startsWith('/')) resolved = ''
+      continue
+    }
+    // Decided: anything left after the name, even only "/", needs a directory.
+    if (end < todo.length && st.kind !== 'dir') return { errno: 'ENOTDIR' }
+    resolved = candidate
+    p = end
+  }
+  if (resolved === '') {
+    const st = view.stat('/')
+    if (isHostErr(st)) return st
+    return { path: '/', full: `${root}/`, stat: st }
+  }
+  return { path: resolved, full: root + resolved, stat: last as HostStat }
+}
+
+// ---------------------------------------------------------------------------
+// 3. and 5. The ELF checks binfmt_elf makes before it runs a file.
+
+const ET_EXEC = 2
+const ET_DYN = 3
+const PT_INTERP = 3
+const ELF_MAGIC = '\x7fELF'
+const OFF_MAX = 2n ** 63n - 1n
+
+export type ElfVerdict = { ok: true; interp: string | null } | { ok: false; wrongArch: boolean }
+
+function readExact(file: HostFile, offset: bigint, length: number): Buffer | undefined {
+  if (offset > OFF_MAX) return undefined
+  const got = file.read(offset, length)
+  return isHostErr(got) || got.length !== length ? undefined : got
+}
+
+/** Header, program headers, first PT_INTERP; any failure is ENOEXEC. */
+export function readElf(file: HostFile, arch: Arch): ElfVerdict {
+  const wide = arch.elfClass === 2
+  const bad: ElfVerdict = { ok: false, wrongArch: false }
+  const eh = readExact(file, 0n, wide ? 64 : 52)
+  if (!eh || eh.toString('latin1', 0, 4) !== ELF_MAGIC) return bad
+  if (eh[4] !== arch.elfClass || eh[5] !== arch.byteOrder) return bad
+  const little = arch.byteOrder === 1
+  const u16 = (b: Buffer, at: number) => (little ? b.readUInt16LE(at) : b.readUInt16BE(at))
+  const u32 = (b: Buffer, at: number) => (little ? b.readUInt32LE(at) : b.readUInt32BE(at))
+  const word = (b: Buffer, at: number): bigint =>
+    wide ? (little ? b.readBigUInt64LE(at) : b.readBigUInt64BE(at)) : BigInt(u32(b, at))
+  const type = u16(eh, 16)
+  if (type !== ET_EXEC && type !== ET_DYN) return bad
+  // Decided: after magic, class, byte order and type, a foreign e_machine gets its own message.
+  if (u16(eh, 18) !== arch.machine) return { ok: false, wrongArch: true }
+  const phoff = word(eh, wide ? 32 : 28)
+  const phentsize = u16(eh, wide ? 54 : 42)
+  const phnum = u16(eh, wide ? 56 : 44)
+  const size = phnum * phentsize
+  if (phentsize !== (wide ? 56 : 32) || phnum < 1 || size > LIMITS.phdrBytes) return bad
+  const ph = readExact(file, phoff, size)
+  if (!ph) return bad
+  for (let i = 0; i < phnum; i++) {
+    const at = i * phentsize
+    if (u32(ph, at) !== PT_INTERP) continue
+    const offset = word(ph, at + (wide ? 8 : 4))
+    const filesz = word(ph, at + (wide ? 32 : 16))
+    if (filesz < 2n || filesz > BigInt(LIMITS.interpBytes)) return bad
+    const text = readExact(file, offset, Number(filesz))
+    if (!text || text[text.length - 1] !== 0) return bad
+    return { ok: true, interp: text.toString('latin1', 0, text.indexOf(0)) }
+  }
+  return { ok: true, interp: null }
+}
+
+type ProgramVerdict = { ok: true; interp: string | null; file: HostFile } | { ok: false; errno: Errno; wrongArch: boolean }
+
+/** A resolved file to be run: regular, executable (the loader would not check), acceptable ELF. */
+function openProgram(view: HostView, arch: Arch, r: Resolved): ProgramVerdict {
+  if (r.stat.kind === 'dir') return { ok: false, errno: 'EISDIR', wrongArch: false }
+  if (r.stat.kind !== 'file' || !view.executable(r.path)) return { ok: false, errno: 'EACCES', wrongArch: false }
+  const file = view.open(r.path)
+  if (isHostErr(file)) return { ok: false, errno: file.errno, wrongArch: false }
+  const elf = readElf(file, arch)
+  if (!elf.ok) {
+    file.close()
+    return { ok: false, errno: 'ENOEXEC', wrongArch: elf.wrongArch }
+  }
+  return { ok: true, interp: elf.interp, file }
+}
+
+/** glibc 2.33 added --argv0; older loaders refuse an option they do not know. */
+function knowsArgv0(file: HostFile, size: number): boolean {
+  if (size <= 0) return false
+  const chunks: Buffer[] = []
+  let have = 0
+  while (have < size) {
+    const got = file.read(BigInt(have), Math.min(size - have, 1 << 24))
+    if (isHostErr(got)) return false
+    if (got.length === 0) break
+    chunks.push(got)
+    have += got.length
+  }
+  return Buffer.concat(chunks).includes('--argv0', 0, 'latin1')
+}
+
+// ---------------------------------------------------------------------------
+// 6. The library path.
+
+const STAR = 0x2a
+const QUESTION = 0x3f
+const OPEN = 0x5b
+const CLOSE = 0x5d
+const BACKSLASH = 0x5c
+
+/**
+ * glob(3)'s match of one file name, in bytes: * ? [set] [!set] [^set],
+ * ranges, a leading "]" is a member, an unclosed "[" is literal, \ quotes the
+ * next byte outside sets. Decided (as glob without GLOB_PERIOD): a name
+ * starting with "." matches only a pattern starting with ".".
+ */
+export function matchName(pattern: string, name: string): boolean {
+  return matchFrom(pattern, 0, name, 0, true)
+}
+
+function matchFrom(p: string, pi: number, s: string, si: number, first: boolean): boolean {
+  if (first && s[si] === '.' && p[pi] !== '.') return false
+  for (; pi < p.length; pi++, si++) {
+    const pc = p.charCodeAt(pi)
+    if (pc === STAR) {
+      while (p.charCodeAt(pi) === STAR) pi++
+      if (pi >= p.length) return true
+      for (; si < s.length; si++) if (matchFrom(p, pi, s, si, false)) return true
+      return false
+    }
+    if (si >= s.length) return false
+    if (pc === QUESTION) continue
+    if (pc === OPEN) {
+      let q = pi + 1
+      const neg = p[q] === '!' || p[q] === '^'
+      const c = s.charCodeAt(si)
+      let hit = false
+      if (neg) q++
+      do {
+        if (q >= p.length) break
+        const lo = p.charCodeAt(q)
+        let hi = lo
+        if (p[q + 1] === '-' && q + 2 < p.length && p[q + 2] !== ']') {
+          hi = p.charCodeAt(q + 2)
+          q += 2
+        }
+        if (lo <= c && c <= hi) hit = true
+        q++
+      } while (p.charCodeAt(q) !== CLOSE)
+      if (p.charCodeAt(q) === CLOSE) {
+        if (hit === neg) return false
+        pi = q
+        continue
+      }
+    }
+    if (pc === BACKSLASH && pi + 1 < p.length) pi++
+    if (p.charCodeAt(pi) !== s.charCodeAt(si)) return false
+  }
+  return si >= s.length
+}
+
+const SPACE = /^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g
+
+/** The library path as the shim builds it: full paths, first kept, 128 at most. */
+class LibraryPath {
+  readonly entries: string[] = []
+  private confFiles = 0
+
+  constructor(
+    private readonly view: HostView,
+    private readonly root: string,
+  ) {}
+
+  add(hostPath: string): void {
+    if (this.entries.length >= LIMITS.libraryPathEntries) return
+    const r = resolveInRoot(this.view, this.root, hostPath)
+    // The loader splits --library-path at ":" and ";" and expands "$ORIGIN" and friends.
+    if (isHostErr(r) || r.stat.kind !== 'dir' || /[:;$]/.test(r.full)) return
+    if (!this.entries.includes(r.full)) this.entries.push(r.full)
+  }
+
+  /** One ld.so.conf file, named by the path it was asked for (includes are relative to that). */
+  readConf(path: string, depth: number): void {
+    if (depth > LIMITS.includeDepth || this.confFiles >= LIMITS.confFiles) return
+    const r = resolveInRoot(this.view, this.root, path)
+    if (isHostErr(r) || r.stat.kind !== 'file') return
+    this.confFiles++
+    const file = this.view.open(r.path)
+    if (isHostErr(file)) return
+    const data = file.read(0n, LIMITS.confBytes)
+    file.close()
+    if (isHostErr(data)) return
+    // Decided: the text ends at its first NUL byte, like the C string it is read into.
+    const nul = data.indexOf(0)
+    const text = data.toString('latin1', 0, nul < 0 ? data.length : nul)
+    for (const raw of text.split('\n')) {
+      const hash = raw.indexOf('#')
+      const line = (hash < 0 ? raw : raw.slice(0, hash)).replace(SPACE, '')
+      if (line.startsWith('include') && (line[7] === ' ' || line[7] === '\t')) {
+        for (const pattern of line.slice(8).split(/[ \t]/)) if (pattern) this.include(pattern, path, depth)
+      } else if (line.startsWith('/')) {
+        // "hwcap ..." and every other line not starting with "/" end up here unread.
+        this.add(line.replace(/(?<=.)\/+$/, ''))
+      }
+    }
+  }
+
+  private include(pattern: string, from: string, depth: number): void {
+    let path: string
+    if (pattern.startsWith('/')) {
+      if (pattern.length > LIMITS.pathBytes) return
+      path = pattern
+    } else {
+      const head = from.slice(0, from.lastIndexOf('/') + 1)
+      if (head.length + pattern.length > LIMITS.pathBytes) return
+      path = head + pattern
+    }
+    const dirLen = path.lastIndexOf('/') + 1
+    const base = path.slice(dirLen)
+    if (!/[*?[]/.test(base)) {
+      this.readConf(path, depth + 1)
+      return
+    }
+    // Wildcards only in the last component: the directory part is a plain path.
+    const dir = this.resolveDir(dirLen > 1 ? path.slice(0, dirLen - 1) : '/')
+    if (dir === undefined) return
+    const names = this.view.readdir(dir)
+    if (isHostErr(names)) return
+    const matches: string[] = []
+    let used = 0
+    for (const name of names) {
+      const size = name.length + 1
+      if (matches.length === LIMITS.includeMatches || size > LIMITS.includeNameBytes - used || !matchName(base, name)) continue
+      if (name === '.' || name === '..') continue
+      matches.push(name)
+      used += size
+    }
+    matches.sort()
+    for (const name of matches) {
+      if (dirLen + name.length > LIMITS.pathBytes) continue
+      this.readConf(path.slice(0, dirLen) + name, depth + 1)
+    }
+  }
+
+  private resolveDir(path: string): string | undefined {
+    const r = resolveInRoot(this.view, this.root, path)
+    return isHostErr(r) || r.stat.kind !== 'dir' ? undefined : r.path
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The plan.
+
+export interface PlanRun {
+  readonly ok: true
+  readonly mode: Mode
+  /** the loader's full path, null when the target is exec'd directly */
+  readonly loader: string | null
+  /** the --library-path value, null when the target is exec'd directly */
+  readonly libraryPath: string | null
+  /** the path given to execve() */
+  readonly exec: string
+  readonly argv: readonly string[]
+  /** the environment given to execve(), null when the caller's was not given */
+  readonly env: readonly string[] | null
+}
+
+export interface PlanFailure {
+  readonly ok: false
+  readonly mode: Mode
+  readonly exitCode: 126 | 127
+  readonly errno: Errno
+  readonly what: FailureKey
+  /** the path the message names */
+  readonly path: string
+  /** the shim's stderr line, without the newline */
+  readonly message: string
+}
+
+export type Plan = PlanRun | PlanFailure
+
+export interface PlanOptions {
+  readonly mode: Mode
+  /** the shim's argv, argv[0] included; empty for argc == 0 */
+  readonly argv: readonly string[]
+  /** the caller's environment, "NAME=value" entries in order */
+  readonly env?: readonly string[]
+  /** set-user-ID or AT_SECURE */
+  readonly secure?: boolean
+}
+
+export function exitCodeOf(errno: Errno): 126 | 127 {
+  return errno === 'ENOENT' || errno === 'ENOTDIR' ? 127 : 126
+}
+
+/** Cut a stderr line the way the shim's line buffer does. */
+function cutLine(bytes: string): string {
+  return bytes.length > LIMITS.lineBytes ? bytes.slice(0, LIMITS.lineBytes) : bytes
+}
+
+class Bail {
+  constructor(
+    readonly what: FailureKey,
+    readonly path: string,
+    readonly errno: Errno,
+  ) {}
+}
+
+/** root + path as messages name what was asked for: cut at 4095 bytes. */
+function inRoot(root: string, path: string): string {
+  return (root + path).slice(0, LIMITS.pathBytes)
+}
+
+/** The caller's environment with the configured variables: every old one dropped, the new ones last. */
+export function execEnvironment(config: ShimConfig, env: readonly string[]): string[] {
+  const names = config.env.map(([name]) => `${name}=`)
+  return [...env.filter((entry) => !names.some((prefix) => entry.startsWith(prefix))), ...config.env.map(([k, v]) => `${k}=${v}`)]
+}
+
+/** getenv(DEBUG_ENV) !== NULL: present, whatever its value. */
+export function debugEnabled(config: ShimConfig, env: readonly string[]): boolean {
+  return env.some((entry) => entry.startsWith(`${config.debugEnv}=`))
+}
+
+/** What the shim built from `config` for `arch` does when run with `opts`, over the host `view`. */
+export function planShim(config: ShimConfig, arch: Arch, view: HostView, opts: PlanOptions): Plan {
+  const { mode } = opts
+  const root = mode === 'container' ? hostString(config.hostRoot) : ''
+  try {
+    const run = planRun(config, arch, view, root, opts)
+    return {
+      ok: true,
+      mode,
+      loader: run.loader === null ? null : jsString(run.loader),
+      libraryPath: run.libraryPath === null ? null : jsString(run.libraryPath),
+      exec: jsString(run.exec),
+      argv: run.argv.map(jsString),
+      env: opts.env === undefined ? null : execEnvironment(config, opts.env),
+    }
+  } catch (error) {
+    if (!(error instanceof Bail)) throw error
+    const line = cutLine(`${hostString(config.name)}: ${FAILURES[error.what]}: ${error.path}: ${STRERROR[error.errno]}`)
+    return {
+      ok: false,
+      mode,
+      exitCode: exitCodeOf(error.errno),
+      errno: error.errno,
+      what: error.what,
+      path: jsString(error.path),
+      message: jsString(line),
+    }
+  }
+}
+
+interface RawRun {
+  loader: string | null
+  libraryPath: string | null
+  exec: string
+  argv: string[]
+}
+
+function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, opts: PlanOptions): RawRun {
+  const target = hostString(config.target)
+  const hostRoot = hostString(config.hostRoot)
+  const argv = opts.argv.map(hostString)
+  if (opts.secure) throw new Bail('secure', target, 'EPERM')
+
+  // 3. The target.
+  const t = resolveInRoot(view, root, target)
+  if (isHostErr(t)) throw new Bail('targetMissing', inRoot(root, target), t.errno)
+  const program = openProgram(view, arch, t)
+  if (!program.ok) throw new Bail(program.wrongArch ? 'wrongArch' : 'targetBad', t.full, program.errno)
+  program.file.close()
+
+  // 4. Which way to run it.
+  let hostLoader: string | null = null
+  if (program.interp !== null) {
+    if (program.interp.startsWith(`${hostRoot}/`)) hostLoader = program.interp.slice(hostRoot.length)
+    else if (opts.mode === 'container') hostLoader = program.interp
+  }
+  if (hostLoader === null) return { loader: null, libraryPath: null, exec: t.full, argv }
+
+  // 5. The loader, or its usr-merged twin for old Toolbx containers that mount only /usr.
+  let l = resolveInRoot(view, root, hostLoader)
+  if (isHostErr(l)) {
+    const first = l.errno
+    const twinnable = (first === 'ENOENT' || first === 'ENOTDIR') && hostLoader.startsWith('/lib')
+    if (!twinnable) throw new Bail('loaderMissing', inRoot(root, hostLoader), first)
+    l = resolveInRoot(view, root, `/usr${hostLoader}`)
+    if (isHostErr(l)) throw new Bail('loaderMissing', inRoot(root, hostLoader), first)
+  }
+  const loader = openProgram(view, arch, l)
+  if (!loader.ok) throw new Bail(loader.wrongArch ? 'wrongArch' : 'loaderBad', l.full, loader.errno)
+  const argv0 = config.argv0 && argv.length > 0 && knowsArgv0(loader.file, l.stat.size)
+  loader.file.close()
+
+  // 6. The library path: the loader's own directory first, that is where its libc is.
+  const lp = new LibraryPath(view, root)
+  lp.add(l.path.slice(0, l.path.lastIndexOf('/')) || '/')
+  lp.readConf('/etc/ld.so.conf', 0)
+  for (const dir of arch.libDirs) lp.add(hostString(dir))
+  for (const dir of config.libDirs) lp.add(hostString(dir))
+  const libraryPath = lp.entries.join(':')
+
+  // 7. One execve of the loader.
+  const args = [l.full]
+  if (argv0) args.push('--argv0', argv[0] as string)
+  args.push('--inhibit-cache', '--library-path', libraryPath, t.full, ...argv.slice(1))
+  return { loader: l.full, libraryPath, exec: l.full, argv: args }
+}
+
+// ---------------------------------------------------------------------------
+// 9. Debug output, and the CLI's JSON.
+
+/** Debug's escaping: bytes outside 0x20..0x7e, and "\", as \xHH. */
+export function escapeDebug(text: string): string {
+  let out = ''
+  for (const b of toHostBytes(text)) {
+    out += b >= 0x20 && b <= 0x7e && b !== BACKSLASH ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`
+  }
+  return out
+}
+
+/**
+ * Exactly what the shim writes on stderr when DEBUG_ENV is set: the debug
+ * lines before a successful exec, or the one error line of a failure (the
+ * debug lines come only after every check passed). Compare with
+ * toHostBytes() of this string.
+ */
+export function formatDebug(config: ShimConfig, plan: Plan): string {
+  const line = (bytes: string): string => `${jsString(cutLine(bytes))}\n`
+  if (!plan.ok) return line(hostString(plan.message))
+  const name = hostString(config.name)
+  const entry = (key: string, value: string) => line(`${name}: ${key}: ${escapeDebug(value)}`)
+  return [
+    entry('mode', plan.mode),
+    entry('loader', plan.loader ?? '-'),
+    entry('library-path', plan.loader === null ? '-' : (plan.libraryPath ?? '')),
+    entry('exec', plan.exec),
+    ...plan.argv.map((arg, i) => entry(`argv[${i}]`, arg)),
+  ].join('')
+}
+
+export type PlanJson =
+  | { mode: Mode; loader: string | null; libraryPath: string | null; exec: string; argv: string[]; env?: string[] }
+  | { mode: Mode; exitCode: 126 | 127; errno: Errno; message: string }
+
+/** The plan as `hostshim plan` prints it (JSON.stringify the result). */
+export function planToJson(plan: Plan): PlanJson {
+  if (!plan.ok) return { mode: plan.mode, exitCode: plan.exitCode, errno: plan.errno, message: plan.message }
+  return {
+    mode: plan.mode,
+    loader: plan.loader,
+    libraryPath: plan.libraryPath,
+    exec: plan.exec,
+    argv: [...plan.argv],
+    ...(plan.env === null ? {} : { env: [...plan.env] }),
+  }
+}
