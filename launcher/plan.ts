@@ -596,7 +596,7 @@ export function planShim(config: ShimConfig, arch: Arch, view: HostView, opts: P
     }
   } catch (error) {
     if (!(error instanceof Bail)) throw error
-    const line = cutLine(`${hostString(config.name)}: ${FAILURES[error.what]}: ${error.path}: ${STRERROR[error.errno]}`)
+    const line = cutLine(`${hostString(config.name)}: ${FAILURES[error.what]}: ${escapeDebug(jsString(error.path))}: ${STRERROR[error.errno]}`)
     return {
       ok: false,
       mode,

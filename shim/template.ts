@@ -154,14 +154,18 @@ static void flush(void)
 	line_len = 0;
 }
 
-/* The one way to fail: "NAME: what: path: reason", then 127 or 126. */
+/*
+ * The one way to fail: "NAME: what: path: reason", then 127 or 126. The path
+ * is escaped as in debug output: a newline in a host path must not forge a
+ * second message.
+ */
 static _Noreturn void bail(const char *what, const char *path, int err)
 {
 	put(NAME);
 	put(": ");
 	put(what);
 	put(": ");
-	put(path);
+	put_escaped(path);
 	put(": ");
 	put(strerror(err));
 	flush();
