@@ -1,14 +1,92 @@
-import t from 'tap'
-import { validateConfig } from '../launcher/config.js'
+import t, { type Test } from 'tap'
+import { ARCH_NAMES, nativeArch } from '../launcher/arch.js'
+import { CONFIG_FIELDS, checkIdentifier, parseArchList, shimConfigOf, validateConfig } from '../launcher/config.js'
 import { ConfigError } from '../launcher/errors.js'
 
+const base = { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' }
+
+function refusal(t: Test, raw: Record<string, unknown>, field: string, reason: RegExp, check: (raw: Record<string, unknown>) => unknown = validateConfig): void {
+  try {
+    check(raw)
+    t.fail(`accepted ${JSON.stringify(raw)}`)
+  } catch (error) {
+    t.type(error, ConfigError)
+    t.equal((error as ConfigError).field, field)
+    t.match((error as ConfigError).reason, reason)
+  }
+}
+
 t.test('defaults', async (t) => {
-  const c = validateConfig({ name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' })
+  const c = validateConfig(base)
   t.equal(c.hostRoot, '/run/host')
   t.equal(c.debugEnv, 'HOSTSHIM_DEBUG')
+  t.equal(c.argv0, true)
   t.same(c.libDirs, [])
+  t.same(c.env, [])
+  t.same(c.arch, [nativeArch()])
+  t.notOk('output' in c)
 })
 
-t.test('refusals name the field', async (t) => {
-  t.throws(() => validateConfig({ name: 'x', target: 'rel' }), new ConfigError('target', 'must be an absolute path, got "rel"'))
+t.test('every field is taken', async (t) => {
+  const c = validateConfig({
+    ...base,
+    hostRoot: '/host/',
+    libDirs: ['/opt/lib/'],
+    arch: 'aarch64, x86_64,aarch64',
+    argv0: false,
+    debugEnv: 'TB_DEBUG',
+    env: { A: '1', B_2: 'x y' },
+    output: 'o',
+    outDir: 'd',
+  })
+  t.equal(c.hostRoot, '/host', 'trailing slashes dropped')
+  t.same(c.libDirs, ['/opt/lib'])
+  t.same(c.arch, ['aarch64', 'x86_64'], 'comma list, de-duplicated, in order')
+  t.equal(c.argv0, false)
+  t.same(c.env, [['A', '1'], ['B_2', 'x y']])
+  t.equal(c.output, 'o')
+  t.equal(c.outDir, 'd')
+  t.same(Object.keys(shimConfigOf(c)), ['name', 'target', 'hostRoot', 'libDirs', 'argv0', 'debugEnv', 'env'])
+})
+
+t.test('arch lists', async (t) => {
+  t.same(parseArchList('arch', 'all'), ARCH_NAMES)
+  t.same(parseArchList('arch', ['i686', 'all']), ['i686', ...ARCH_NAMES.filter((a) => a !== 'i686')])
+  const arch = (raw: Record<string, unknown>) => parseArchList('arch', raw.arch)
+  refusal(t, { arch: 'sparc' }, 'arch', /unknown architecture "sparc"; known: x86_64/, arch)
+  refusal(t, { arch: '' }, 'arch', /unknown architecture ""/, arch)
+  refusal(t, { arch: [3] }, 'arch', /number 3/, arch)
+  refusal(t, { arch: [] }, 'arch', /names no architecture/, arch)
+})
+
+t.test('refusals name the field and say why', async (t) => {
+  refusal(t, { target: '/x' }, 'name', /required/)
+  refusal(t, { name: 'x' }, 'target', /required/)
+  refusal(t, { ...base, target: 'rel' }, 'target', /absolute path, got "rel"/)
+  refusal(t, { ...base, target: '/' }, 'target', /must name a file/)
+  refusal(t, { ...base, target: '/run/host/usr/bin/x' }, 'target', /drop the "\/run\/host" prefix/)
+  refusal(t, { ...base, target: `/${'a'.repeat(4095)}` }, 'target', /4096 bytes long; the limit is 4095/)
+  refusal(t, { ...base, target: '/a\0b' }, 'target', /NUL/)
+  refusal(t, { ...base, target: '/a\ud800' }, 'target', /well-formed/)
+  refusal(t, { ...base, target: 5 }, 'target', /must be a string, got number 5/)
+  refusal(t, { ...base, name: '-rf' }, 'name', /not a program name/)
+  refusal(t, { ...base, name: 'a/b' }, 'name', /not a program name/)
+  refusal(t, { ...base, hostRoot: '/' }, 'hostRoot', /must not be "\/"/)
+  refusal(t, { ...base, libDirs: '/lib' }, 'libDirs', /array/)
+  refusal(t, { ...base, libDirs: ['/a:b'] }, 'libDirs[0]', /":", ";" or "\$"/)
+  refusal(t, { ...base, libDirs: ['/ok', '/$ORIGIN'] }, 'libDirs[1]', /":", ";" or "\$"/)
+  refusal(t, { ...base, argv0: 'yes' }, 'argv0', /true or false/)
+  refusal(t, { ...base, debugEnv: '1X' }, 'debugEnv', /not a name/)
+  refusal(t, { ...base, env: ['A=1'] }, 'env', /object/)
+  refusal(t, { ...base, env: null }, 'env', /got null/)
+  refusal(t, { ...base, env: { 'A-B': '1' } }, 'env.A-B', /not a name/)
+  refusal(t, { ...base, env: { A: 1 } }, 'env.A', /string/)
+  refusal(t, { ...base, env: { HOSTSHIM_DEBUG: '1' } }, 'env.HOSTSHIM_DEBUG', /debug variable/)
+  refusal(t, { ...base, colour: 'red' }, 'colour', /not a config field; known fields: name/)
+})
+
+t.test('identifiers', async (t) => {
+  t.equal(checkIdentifier('f', '_a1'), '_a1')
+  t.throws(() => checkIdentifier('f', 'a b'), ConfigError)
+  t.ok(CONFIG_FIELDS.includes('libDirs'))
 })

@@ -1,0 +1,58 @@
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { ARCHES } from '../launcher/arch.js'
+import { validateConfig } from '../launcher/config.js'
+import { formatInspect, inspectFile } from '../launcher/inspect.js'
+import { MARK_NOTE_NAME, MARK_NOTE_TYPE, configHash, parseMark, shimMark } from '../launcher/mark.js'
+import { craftElf, EM_X86_64 } from './lib/elfcraft.js'
+
+t.test('a dynamic program: loader, libraries and the glibc versions it needs', async (t) => {
+  const r = inspectFile(readFileSync('/usr/bin/id'), '/usr/bin/id')
+  t.equal(r.class, 'ELF64')
+  t.equal(r.machine, 'x86_64')
+  t.equal(r.static, false)
+  t.equal(r.interpreter, '/lib64/ld-linux-x86-64.so.2')
+  t.ok(r.needed.includes('libc.so.6'))
+  const readelf = execFileSync('readelf', ['-V', '--wide', '/usr/bin/id'], { encoding: 'utf8' })
+  const wanted = [...new Set([...readelf.matchAll(/Name: (GLIBC_\d[\d.]*)/g)].map((m) => m[1] as string))]
+  t.same([...r.glibcVersions].sort(), wanted.sort(), 'the same GLIBC_ versions readelf lists')
+  t.equal(r.shim, null)
+  const text = formatInspect(r)
+  t.match(text, /^file: +\/usr\/bin\/id$/m)
+  t.match(text, /^linking: +dynamic$/m)
+  t.match(text, /^interpreter: +"\/lib64\/ld-linux-x86-64.so.2"$/m)
+  t.match(text, new RegExp(`^glibc: .*\\(newest: ${r.glibcVersions.at(-1)}\\)$`, 'm'))
+})
+
+t.test('a static file', async (t) => {
+  const r = inspectFile(readFileSync('/bin/busybox'), '/bin/busybox')
+  t.equal(r.static, true)
+  t.equal(r.interpreter, null)
+  t.same(r.needed, [])
+  t.match(formatInspect(r), /^interpreter: +-$/m)
+})
+
+t.test('a shim is recognised by its mark', async (t) => {
+  const config = validateConfig({ name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' })
+  const mark = shimMark(config, ARCHES.x86_64)
+  const desc = Buffer.from(`${JSON.stringify(mark)}\0`)
+  const elf = craftElf({ machine: EM_X86_64, notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc }] })
+  const r = inspectFile(elf, 'shim')
+  t.same(r.shim, mark)
+  t.equal(r.shim?.config, configHash(config))
+  const text = formatInspect(r)
+  t.match(text, /^hostshim shim: +toolbox \(hostshim \d+\.\d+\.\d+, x86_64\)$/m)
+  t.match(text, /^target: +"\/usr\/libexec\/toolbox\/toolbox"$/m)
+  // A note of another type, or that is not a mark, is not taken for one.
+  t.equal(inspectFile(craftElf({ notes: [{ name: MARK_NOTE_NAME, type: 1, desc }] }), 'x').shim, null)
+  t.equal(inspectFile(craftElf({ notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc: Buffer.from('{"x":1}') }] }), 'x').shim, null)
+})
+
+t.test('marks', async (t) => {
+  t.equal(parseMark(Buffer.from('not json')), null)
+  t.equal(parseMark(Buffer.from('{"hostshim":"1","target":"/x"}')), null, 'the config hash is required')
+  const a = validateConfig({ name: 'a', target: '/x' })
+  t.not(configHash(a), configHash({ ...a, target: '/y' }), 'the hash covers the target')
+  t.equal(configHash(a), configHash({ ...a, arch: ['aarch64'] } as typeof a), 'not what is built or where')
+})
