@@ -23,7 +23,16 @@ export interface ShimConfig {
   readonly debugEnv: string
   /** variables the shim sets before exec, in order */
   readonly env: readonly (readonly [string, string])[]
+  /**
+   * How the shim starts the host loader: 'exec' (execve it) or 'chainload'
+   * (map it into the shim's own process and jump to it, so /proc/self/exe
+   * stays the shim). Absent means 'exec'.
+   */
+  readonly mode?: ShimMode
 }
+
+export type ShimMode = 'exec' | 'chainload'
+export const SHIM_MODES = ['exec', 'chainload'] as const satisfies readonly ShimMode[]
 
 /** A config plus the things that are not baked in: what to build, and where. */
 export interface BuildConfig extends ShimConfig {
@@ -42,6 +51,7 @@ export interface RawConfig {
   argv0?: unknown
   debugEnv?: unknown
   env?: unknown
+  mode?: unknown
   output?: unknown
   outDir?: unknown
 }
@@ -55,6 +65,7 @@ export const CONFIG_FIELDS = [
   'argv0',
   'debugEnv',
   'env',
+  'mode',
   'output',
   'outDir',
 ] as const satisfies readonly (keyof RawConfig)[]
@@ -168,6 +179,11 @@ function checkEnv(value: unknown, debugEnv: string): [string, string][] {
   })
 }
 
+function checkMode(value: unknown): ShimMode {
+  if (value === 'exec' || value === 'chainload') return value
+  throw new ConfigError('mode', `must be ${SHIM_MODES.map((m) => JSON.stringify(m)).join(' or ')}, got ${describe(value)}`)
+}
+
 function checkBool(field: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new ConfigError(field, `must be true or false, got ${describe(value)}`)
@@ -195,14 +211,19 @@ export function validateConfig(raw: RawConfig): BuildConfig {
     debugEnv,
     env: checkEnv(raw.env, debugEnv),
     arch: parseArchList('arch', raw.arch),
+    ...(raw.mode === undefined ? {} : { mode: checkMode(raw.mode) }),
     ...(raw.output === undefined ? {} : { output: checkText('output', raw.output) }),
     ...(raw.outDir === undefined ? {} : { outDir: checkText('outDir', raw.outDir) }),
   }
   return config
 }
 
-/** The part of a config that is baked into the shim, in a fixed key order. */
+/**
+ * The part of a config that is baked into the shim, in a fixed key order.
+ * `mode` appears only when it is 'chainload', so that exec-mode configs (and
+ * their config hashes) stay what they were before the field existed.
+ */
 export function shimConfigOf(config: ShimConfig): ShimConfig {
-  const { name, target, hostRoot, libDirs, argv0, debugEnv, env } = config
-  return { name, target, hostRoot, libDirs, argv0, debugEnv, env }
+  const { name, target, hostRoot, libDirs, argv0, debugEnv, env, mode } = config
+  return { name, target, hostRoot, libDirs, argv0, debugEnv, env, ...(mode === 'chainload' ? { mode } : {}) }
 }

@@ -8,11 +8,12 @@ import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { ARCHES, type Arch, type ArchName } from './arch.js'
-import { shimConfigOf, type BuildConfig } from './config.js'
+import { shimConfigOf, type BuildConfig, type ShimMode } from './config.js'
 import { parseElf } from './elf.js'
 import { IoError, ShimError, UsageError, q } from './errors.js'
 import { compileShim, writeAtomic, type Zig } from './toolchain.js'
 import { renderShim } from '../shim/template.js'
+import { chainloadFallbackNote, configForArch, effectiveMode } from '../shim/chainload.js'
 
 export const DEFAULT_OUT_DIR = 'out'
 
@@ -22,6 +23,10 @@ export interface BuiltShim {
   readonly bytes: number
   readonly sha256: string
   readonly cached: boolean
+  /** how this shim starts the host loader (a chainload config falls back to exec where chainload is not implemented) */
+  readonly mode: ShimMode
+  /** set when the shim's mode is not the config's: why, for the user */
+  readonly note?: string
 }
 
 /**
@@ -66,18 +71,29 @@ export interface GenerateOptions {
   readonly onCompile?: (arch: Arch) => void
 }
 
+/** Render, compile (or take from the cache) and verify one shim; nothing is written. */
+export async function buildVerifiedShim(
+  config: BuildConfig,
+  arch: Arch,
+  options: Omit<GenerateOptions, 'cwd'>,
+): Promise<{ binary: Buffer; cached: boolean; mode: ShimMode; note: string | null }> {
+  const shim = shimConfigOf(config)
+  const mode = effectiveMode(shim, arch)
+  const source = renderShim(configForArch(shim, arch), arch)
+  const { binary, cached } = await compileShim(options.zig, arch, source, options.cacheDir, options.onCompile, mode)
+  verifyShim(binary, arch)
+  return { binary, cached, mode, note: chainloadFallbackNote(shim, arch) }
+}
+
 export async function generate(config: BuildConfig, options: GenerateOptions): Promise<BuiltShim[]> {
   const paths = outputPaths(config, options.cwd)
-  const shim = shimConfigOf(config)
-  const built: { arch: Arch; binary: Buffer; cached: boolean }[] = []
+  const built: ({ arch: Arch } & Awaited<ReturnType<typeof buildVerifiedShim>>)[] = []
   for (const name of config.arch) {
     const arch = ARCHES[name]
-    const { binary, cached } = await compileShim(options.zig, arch, renderShim(shim, arch), options.cacheDir, options.onCompile)
-    verifyShim(binary, arch)
-    built.push({ arch, binary, cached })
+    built.push({ arch, ...(await buildVerifiedShim(config, arch, options)) })
   }
   const results: BuiltShim[] = []
-  for (const { arch, binary, cached } of built) {
+  for (const { arch, binary, cached, mode, note } of built) {
     const path = paths.get(arch.name) as string
     try {
       await mkdir(dirname(path), { recursive: true })
@@ -91,6 +107,8 @@ export async function generate(config: BuildConfig, options: GenerateOptions): P
       bytes: binary.length,
       sha256: createHash('sha256').update(binary).digest('hex'),
       cached,
+      mode,
+      ...(note === null ? {} : { note }),
     })
   }
   return results
@@ -99,6 +117,6 @@ export async function generate(config: BuildConfig, options: GenerateOptions): P
 /** The C source for each architecture, for `render`. */
 export function renderAll(config: BuildConfig): Map<ArchName, string> {
   const shim = shimConfigOf(config)
-  return new Map(config.arch.map((name) => [name, renderShim(shim, ARCHES[name])]))
+  return new Map(config.arch.map((name) => [name, renderShim(configForArch(shim, ARCHES[name]), ARCHES[name])]))
 }
 

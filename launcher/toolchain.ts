@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import { homedir, tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import type { Arch } from './arch.js'
+import type { ShimMode } from './config.js'
 import { ToolchainError, q } from './errors.js'
 
 export interface Zig {
@@ -37,8 +38,18 @@ export const CFLAGS = [
   '-Wl,--build-id=none',
 ] as const
 
-export function compileArgs(arch: Arch, source: string, output: string): string[] {
-  return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, '-o', output, source]
+/**
+ * Added in chainload mode. -fPIE with -static makes zig link a static PIE
+ * (zig cc has no -static-pie): the shim stays mapped under the program, so
+ * it must sit wherever the kernel puts it, never on the fixed addresses of a
+ * non-PIE program. musl's static-PIE start-up applies no RELRO and looks up
+ * no symbols, so the RELRO segment and the GNU hash table are dead weight.
+ */
+export const CHAINLOAD_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sysv'] as const
+
+export function compileArgs(arch: Arch, source: string, output: string, mode: ShimMode = 'exec'): string[] {
+  const modeFlags = mode === 'chainload' ? CHAINLOAD_CFLAGS : []
+  return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...modeFlags, '-o', output, source]
 }
 
 function run(file: string, args: readonly string[], cwd?: string): Promise<{ stdout: string; stderr: string }> {
@@ -85,9 +96,9 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** The cache key: everything that decides the bytes zig produces. */
-export function cacheKey(zig: Zig, arch: Arch, source: string): string {
+export function cacheKey(zig: Zig, arch: Arch, source: string, mode: ShimMode = 'exec'): string {
   return createHash('sha256')
-    .update(JSON.stringify({ zig: zig.version, args: compileArgs(arch, 'shim.c', 'shim') }))
+    .update(JSON.stringify({ zig: zig.version, args: compileArgs(arch, 'shim.c', 'shim', mode) }))
     .update('\0')
     .update(source)
     .digest('hex')
@@ -109,8 +120,9 @@ export async function compileShim(
   source: string,
   cacheDir: string,
   onCompile?: (arch: Arch) => void,
+  mode: ShimMode = 'exec',
 ): Promise<CompileResult> {
-  const key = cacheKey(zig, arch, source)
+  const key = cacheKey(zig, arch, source, mode)
   const entry = join(cacheDir, `${key}.bin`)
   try {
     const binary = await readFile(entry)
@@ -122,7 +134,7 @@ export async function compileShim(
   const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
   try {
     await writeFile(join(work, 'shim.c'), source)
-    const args = compileArgs(arch, 'shim.c', 'shim')
+    const args = compileArgs(arch, 'shim.c', 'shim', mode)
     try {
       await run(zig.path, args, work)
     } catch (error) {

@@ -10,6 +10,7 @@ import { VERSION } from '../launcher/version.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, shimMark } from '../launcher/mark.js'
 import { FAILURES } from '../launcher/plan.js'
 import { c, cBool, cInt, cString, cStringArray, type CCode } from './emit.js'
+import { chainloadBlock } from './chainload.js'
 
 function configBlock(config: ShimConfig, arch: Arch): CCode {
   const env = config.env.map(([k, v]) => `${k}=${v}`)
@@ -83,6 +84,7 @@ ${configBlock(config, arch)}
 ${markNote(config, arch)}
 
 ${failures()}
+${chainloadBlock(config, arch)}
 ${BODY}`.text
 }
 
@@ -765,6 +767,12 @@ int main(int argc, char **argv)
 			env = environment(environ, new_env);
 		if (getenv(DEBUG_ENV))
 			debug(container, host_loader ? loader : 0, path, args);
+#if CHAINLOAD
+		/* shim/chainload.ts: map the loader here, no second execve. */
+		if (host_loader)
+			chainload(path, args, env, argv);
+		else
+#endif
 		execve(path, args, env);
 		bail(WHAT_EXEC, path, errno);
 	}

@@ -1,0 +1,270 @@
+// Chainload mode (issue #7): the shim maps the host loader into its own
+// process and jumps to the loader's entry, instead of exec'ing it.
+//
+// Under an exec'd loader, /proc/self/exe is the loader, so a program that
+// re-executes itself through /proc/self/exe runs the loader with arguments it
+// does not understand; `ps` shows the loader's command line. Chained, there
+// is no second execve: /proc/self/exe stays the shim (which, run again, does
+// the same thing again), /proc/PID/cmdline is the caller's argv (the kernel
+// reads it from the original stack, which the shim leaves alone), and
+// /proc/PID/comm is the shim's name.
+//
+// What the shim does is what binfmt_elf would have done had it exec'd the
+// loader: map its PT_LOAD segments, build an initial stack (argc, argv, envp,
+// auxv) and enter it with the registers the process-entry ABI prescribes.
+// glibc's loader then sees AT_ENTRY == its own entry and runs "as a program"
+// (rtld.c: `*user_entry == ENTRY_POINT`), with exactly the argv exec mode
+// would have given it.
+//
+// The C here is self-contained: it comes before the template's body and uses
+// nothing of it, so shim/template.ts needs only two small hooks (this block,
+// and `#if CHAINLOAD` around the final execve).
+
+import type { Arch, ArchName } from '../launcher/arch.js'
+import type { ShimConfig, ShimMode } from '../launcher/config.js'
+import { c, type CCode } from './emit.js'
+
+/*
+ * The jump: sp at argc, 16-byte aligned; the register that carries a
+ * function for atexit(3) at process entry set to 0 (none). Inputs bound to
+ * that register keep the compiler from putting sp or entry there.
+ */
+const JUMPS: Partial<Record<ArchName, CCode>> = {
+  // %rdx: the atexit function (x86-64 psABI, "Process Initialization").
+  x86_64: c`	__asm__ volatile("mov %0, %%rsp\n\tjmp *%1" : : "r"(sp), "r"(entry), "d"(0UL) : "memory");`,
+  // x0: the atexit function (glibc's aarch64 start.S passes it on as rtld_fini).
+  aarch64: c`	register unsigned long x0 __asm__("x0") = 0;
+
+	__asm__ volatile("mov sp, %0\n\tbr %1" : : "r"(sp), "r"(entry), "r"(x0) : "memory");`,
+  // %edx: the atexit function (i386 psABI).
+  i686: c`	__asm__ volatile("mov %0, %%esp\n\tjmp *%1" : : "r"(sp), "r"(entry), "d"(0UL) : "memory");`,
+  // a0: the atexit function (glibc's riscv start.S).
+  riscv64: c`	register unsigned long a0 __asm__("a0") = 0;
+
+	__asm__ volatile("mv sp, %0\n\tjr %1" : : "r"(sp), "r"(entry), "r"(a0) : "memory");`,
+  // r0: the atexit function; bx follows the entry's Thumb bit.
+  armhf: c`	register unsigned long r0 __asm__("r0") = 0;
+
+	__asm__ volatile("mov sp, %0\n\tbx %1" : : "r"(sp), "r"(entry), "r"(r0) : "memory");`,
+  // ELFv2: r12 holds the entry, from which the loader's global entry point
+  // computes its TOC; r7: the atexit function.
+  ppc64le: c`	register unsigned long r12 __asm__("r12") = entry, r7 __asm__("r7") = 0;
+
+	__asm__ volatile("mr 1, %0\n\tmtctr %1\n\tbctr" : : "r"(sp), "r"(r12), "r"(r7) : "memory");`,
+  // %r15 is the stack pointer; %r14: the atexit function.
+  s390x: c`	register unsigned long r14 __asm__("r14") = 0;
+
+	__asm__ volatile("lgr %%r15, %0\n\tbr %1" : : "r"(sp), "a"(entry), "r"(r14) : "memory");`,
+}
+
+/** Architectures whose shims can chainload; others fall back to exec mode. */
+export const CHAINLOAD_ARCHES: readonly ArchName[] = Object.keys(JUMPS) as ArchName[]
+
+export function chainloadSupported(arch: Arch): boolean {
+  return Object.hasOwn(JUMPS, arch.name)
+}
+
+/** The mode a shim for `arch` really gets: chainload only where it is implemented. */
+export function effectiveMode(config: ShimConfig, arch: Arch): ShimMode {
+  return config.mode === 'chainload' && chainloadSupported(arch) ? 'chainload' : 'exec'
+}
+
+/**
+ * The config a shim for `arch` is rendered from: chainload dropped where the
+ * architecture lacks it, so the shim's mark and config hash say what it does.
+ */
+export function configForArch(config: ShimConfig, arch: Arch): ShimConfig {
+  if (config.mode !== 'chainload' || chainloadSupported(arch)) return config
+  const { mode: _dropped, ...exec } = config
+  return exec
+}
+
+/** Why a chainload config builds an exec-mode shim for `arch`, or null when it does not. */
+export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | null {
+  if (config.mode !== 'chainload' || chainloadSupported(arch)) return null
+  return `chainload is not implemented for ${arch.name} (only ${CHAINLOAD_ARCHES.join(', ')}); the ${arch.name} shim execs the loader instead`
+}
+
+/**
+ * The C for the template, placed after the config block and before the body.
+ * Exec mode: only `#define CHAINLOAD 0`. Chainload mode: `#define CHAINLOAD 1`
+ * and `static int chainload(path, args, env, own_argv)`, which returns -1
+ * with errno set when it fails before the point of no return (the caller
+ * then fails as a failed execve would), and otherwise never returns.
+ */
+export function chainloadBlock(config: ShimConfig, arch: Arch): CCode {
+  if (effectiveMode(config, arch) !== 'chainload') return c`#define CHAINLOAD 0`
+  const jump = JUMPS[arch.name] as CCode
+  return c`#define CHAINLOAD 1
+${CHAINLOAD_C}
+/* Enter the loader as the kernel enters a program: sp at argc. */
+static _Noreturn void enter(unsigned long *sp, unsigned long entry)
+{
+${jump}
+	__builtin_unreachable();
+}
+${CHAINLOAD_MAIN_C}`
+}
+
+const CHAINLOAD_C = c`
+/*
+ * Chainload: the host loader is mapped into this process and entered as if
+ * the kernel had exec'd it, so /proc/self/exe stays this shim.
+ */
+#if WIDE
+typedef Elf64_Ehdr LdEhdr;
+typedef Elf64_Phdr LdPhdr;
+#else
+typedef Elf32_Ehdr LdEhdr;
+typedef Elf32_Phdr LdPhdr;
+#endif
+
+enum {
+	LD_PHDRS = 64,	/* glibc's loaders have about ten */
+};
+
+/*
+ * Map the loader's PT_LOAD segments the way binfmt_elf maps an ET_DYN
+ * interpreter: one PROT_NONE reservation of the whole span, so that the
+ * segments keep their distances and nothing else lands between them; then
+ * each segment from the file over its part of it, with its own protection;
+ * then its bss: the rest of the last file page zeroed (the file's next bytes
+ * are mapped there), anonymous pages beyond. Sets the load bias and the
+ * address of the mapped program headers (the kernel's AT_PHDR).
+ */
+static int map_loader(int fd, const LdEhdr *eh, const LdPhdr *ph, unsigned long *bias, unsigned long *phdr)
+{
+	unsigned long pg = getauxval(AT_PAGESZ), lo = -1UL, hi = 0;
+	char *map;
+	int i;
+
+	for (i = 0; i < eh->e_phnum; i++) {
+		const LdPhdr *p = &ph[i];
+
+		if (p->p_type != PT_LOAD)
+			continue;
+		/*
+		 * A file page must land on a memory page at the same offset in it,
+		 * and a bss is only zeroed in a writable segment (glibc's is).
+		 */
+		if ((p->p_vaddr - p->p_offset) & (pg - 1) || p->p_filesz > p->p_memsz ||
+		    (p->p_filesz < p->p_memsz && !(p->p_flags & PF_W)))
+			goto bad;
+		if ((p->p_vaddr & -pg) < lo)
+			lo = p->p_vaddr & -pg;
+		if (p->p_vaddr + p->p_memsz > hi)
+			hi = p->p_vaddr + p->p_memsz;
+		if (p->p_offset <= eh->e_phoff && eh->e_phoff < p->p_offset + p->p_filesz)
+			*phdr = p->p_vaddr + (eh->e_phoff - p->p_offset);
+	}
+	/* Position-independent only: a loader at fixed addresses could land on the program. */
+	if (eh->e_type != ET_DYN || !*phdr || hi <= lo)
+		goto bad;
+	map = mmap(0, hi - lo, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		return -1;
+	*bias = (unsigned long)map - lo;
+	*phdr += *bias;
+
+	for (i = 0; i < eh->e_phnum; i++) {
+		const LdPhdr *p = &ph[i];
+		/* p_flags has R, W, X as 4, 2, 1; PROT_* has them as 1, 2, 4. */
+		int prot = "\0\4\2\6\1\5\3\7"[p->p_flags & 7];
+		unsigned long start = *bias + (p->p_vaddr & -pg), end, zero, stop;
+
+		if (p->p_type != PT_LOAD)
+			continue;
+		end = p->p_filesz ? *bias + p->p_vaddr + p->p_filesz : start;
+		zero = (end + pg - 1) & -pg;
+		stop = *bias + p->p_vaddr + p->p_memsz;
+		if (end > start && mmap((void *)start, end - start, prot, MAP_PRIVATE | MAP_FIXED, fd,
+					(off_t)(p->p_offset & -pg)) == MAP_FAILED)
+			return -1;
+		if (stop > end) {
+			memset((void *)end, 0, zero - end);
+			if (stop > zero && mmap((void *)zero, stop - zero, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+				return -1;
+		}
+	}
+	return 0;
+bad:
+	errno = ENOEXEC;
+	return -1;
+}
+`
+
+const CHAINLOAD_MAIN_C = c`
+/*
+ * Run the loader at path with args and env, in this process. own_argv is the
+ * shim's own argv, still in the stack the kernel built: past its NULL and
+ * envp's lies the auxiliary vector, copied with the entries that describe
+ * the program now describing the loader. Returns -1 (errno set) when it
+ * fails before the jump; the caller then fails as a failed execve would, and
+ * the shim exits, so a half-made mapping or an open fd do not matter.
+ */
+static int chainload(const char *path, char **args, char **env, char **own_argv)
+{
+	LdEhdr eh;
+	LdPhdr ph[LD_PHDRS];
+	unsigned long bias = 0, phdr = 0, *auxv;
+	size_t argc = 0, envc = 0, auxc = 0, i;
+	char **p = own_argv;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || eh.e_phentsize != sizeof(LdPhdr) ||
+	    eh.e_phnum > LD_PHDRS ||
+	    pread(fd, ph, eh.e_phnum * sizeof(LdPhdr), (off_t)eh.e_phoff) != (ssize_t)(eh.e_phnum * sizeof(LdPhdr))) {
+		errno = ENOEXEC;
+		return -1;
+	}
+	if (map_loader(fd, &eh, ph, &bias, &phdr) < 0)
+		return -1;
+	/* No exec will close it: the program must not inherit it. */
+	close(fd);
+
+	while (*p++)
+		;
+	while (*p++)
+		;
+	auxv = (unsigned long *)p;
+	while (auxv[auxc])
+		auxc += 2;
+	while (args[argc])
+		argc++;
+	while (env[envc])
+		envc++;
+	{
+		/*
+		 * The new stack goes below this frame, on the real stack: glibc
+		 * finds the main thread's stack from __libc_stack_end. Everything
+		 * it points to (the caller's strings, the shim's buffers) stays.
+		 * argc, argv + NULL, envp + NULL, auxv + AT_NULL, and 16 bytes to align.
+		 */
+		unsigned long frame[argc + envc + auxc + 9], *sp = (unsigned long *)(((unsigned long)frame + 15) & -16UL);
+		unsigned long *a = sp, entry = bias + eh.e_entry;
+
+		*a++ = argc;
+		memcpy(a, args, (argc + 1) * sizeof(*a));
+		a += argc + 1;
+		memcpy(a, env, (envc + 1) * sizeof(*a));
+		a += envc + 1;
+		memcpy(a, auxv, (auxc + 2) * sizeof(*a));
+		for (i = 0; i < auxc; i += 2) {
+			unsigned long *v = &a[i + 1];
+
+			/* The loader is the program now; AT_BASE 0, as for an exec'd loader. */
+			switch (a[i]) {
+			case AT_PHDR: *v = phdr; break;
+			case AT_PHENT: *v = sizeof(LdPhdr); break;
+			case AT_PHNUM: *v = eh.e_phnum; break;
+			case AT_ENTRY: *v = entry; break;
+			case AT_BASE: *v = 0; break;
+			}
+		}
+		enter(sp, entry);
+	}
+}
+`

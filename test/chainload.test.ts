@@ -1,0 +1,88 @@
+// shim/chainload.ts and the `mode` field: which shims chainload, what C they
+// get, how they are compiled. The real runs are in test/integration/chainload.test.ts.
+
+import t from 'tap'
+import { ARCHES, ARCH_NAMES, type Arch, type ArchName } from '../launcher/arch.js'
+import { shimConfigOf, validateConfig, type ShimConfig } from '../launcher/config.js'
+import { ConfigError } from '../launcher/errors.js'
+import { configHash } from '../launcher/mark.js'
+import { CHAINLOAD_CFLAGS, compileArgs } from '../launcher/toolchain.js'
+import {
+  CHAINLOAD_ARCHES,
+  chainloadBlock,
+  chainloadFallbackNote,
+  chainloadSupported,
+  configForArch,
+  effectiveMode,
+} from '../shim/chainload.js'
+import { renderShim } from '../shim/template.js'
+
+const base = { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' }
+const x86 = ARCHES.x86_64
+/** An architecture hostshim has no jump for, to see the fallback. */
+const unknown: Arch = { ...ARCHES.x86_64, name: 'mips64' as ArchName }
+
+function shim(mode?: 'exec' | 'chainload'): ShimConfig {
+  return shimConfigOf(validateConfig(mode === undefined ? base : { ...base, mode }))
+}
+
+t.test('mode: "exec" (the default) or "chainload", nothing else', async (t) => {
+  t.equal(validateConfig(base).mode, undefined, 'absent: exec mode, and not written down')
+  t.equal(validateConfig({ ...base, mode: 'exec' }).mode, 'exec')
+  t.equal(validateConfig({ ...base, mode: 'chainload' }).mode, 'chainload')
+  for (const bad of ['Chainload', 'fork', '', 1, true, null, ['chainload']]) {
+    t.throws(() => validateConfig({ ...base, mode: bad }), ConfigError, JSON.stringify(bad))
+  }
+  t.throws(() => validateConfig({ ...base, mode: 'fork' }), /mode: must be "exec" or "chainload", got string "fork"/)
+})
+
+t.test('exec-mode configs keep their shape and hash; chainload is part of the baked-in config', async (t) => {
+  t.same(Object.keys(shim()), ['name', 'target', 'hostRoot', 'libDirs', 'argv0', 'debugEnv', 'env'])
+  t.same(shim('exec'), shim(), 'an explicit "exec" is the default')
+  t.equal(configHash(shim('exec')), configHash(shim()))
+  t.equal(shim('chainload').mode, 'chainload')
+  t.not(configHash(shim('chainload')), configHash(shim()), 'a chainload shim is told apart by its mark')
+})
+
+t.test('every architecture hostshim builds for can chainload', async (t) => {
+  t.same([...CHAINLOAD_ARCHES].sort(), [...ARCH_NAMES].sort())
+  for (const name of ARCH_NAMES) t.ok(chainloadSupported(ARCHES[name]), name)
+})
+
+t.test('an architecture without a jump falls back to exec mode, with a note', async (t) => {
+  t.notOk(chainloadSupported(unknown))
+  t.equal(effectiveMode(shim('chainload'), unknown), 'exec')
+  t.equal(configForArch(shim('chainload'), unknown).mode, undefined, 'its mark says exec')
+  t.match(chainloadFallbackNote(shim('chainload'), unknown), /chainload is not implemented for mips64 .* execs the loader instead/)
+  t.equal(chainloadFallbackNote(shim('chainload'), x86), null)
+  t.equal(chainloadFallbackNote(shim(), unknown), null, 'no note for an exec config')
+  t.equal(effectiveMode(shim('chainload'), x86), 'chainload')
+  t.equal(effectiveMode(shim(), x86), 'exec')
+})
+
+t.test('the C: exec mode only defines CHAINLOAD 0; chainload mode brings the loader mapping and the jump', async (t) => {
+  t.equal(chainloadBlock(shim(), x86).text, '#define CHAINLOAD 0')
+  t.equal(chainloadBlock(shim('chainload'), unknown).text, '#define CHAINLOAD 0', 'fallback')
+  const exec = renderShim(shim(), x86)
+  t.match(exec, /^#define CHAINLOAD 0$/m)
+  t.notMatch(exec, /static int chainload\(/)
+  for (const name of ARCH_NAMES) {
+    const source = renderShim(shim('chainload'), ARCHES[name])
+    t.match(source, /^#define CHAINLOAD 1$/m, name)
+    t.match(source, /static int chainload\(const char \*path, char \*\*args, char \*\*env, char \*\*own_argv\)/, name)
+    t.match(source, /__asm__ volatile\(/, `${name}: its jump`)
+    t.equal(source, renderShim(shim('chainload'), ARCHES[name]), `${name}: deterministic`)
+  }
+  t.match(renderShim(shim('chainload'), x86), /"d"\(0UL\)/, 'x86_64: %rdx = 0 at entry')
+  t.match(renderShim(shim('chainload'), ARCHES.aarch64), /register unsigned long x0 __asm__\("x0"\) = 0;/, 'aarch64: x0 = 0')
+})
+
+t.test('chainload shims are compiled as static PIEs; exec shims as before', async (t) => {
+  const exec = compileArgs(x86, 'shim.c', 'shim')
+  t.same(compileArgs(x86, 'shim.c', 'shim', 'exec'), exec)
+  t.notOk(exec.includes('-fPIE'))
+  const chain = compileArgs(x86, 'shim.c', 'shim', 'chainload')
+  t.ok(chain.includes('-static') && chain.includes('-fPIE'), '-static with -fPIE: zig links a static PIE')
+  for (const flag of CHAINLOAD_CFLAGS) t.ok(chain.includes(flag), flag)
+  t.same(chain.slice(-3), ['-o', 'shim', 'shim.c'])
+})
