@@ -1,13 +1,16 @@
 // The command line: parse, call the core, print. No work happens here.
 
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
-import { ARCH_NAMES } from './arch.js'
-import { loadConfig, type ConfigFlags } from './config-file.js'
+import { ARCH_NAMES, type Arch } from './arch.js'
+import { loadConfig, loadRawConfig, type ConfigFlags } from './config-file.js'
+import { doctor, formatDoctor, type Tree } from './doctor.js'
 import { EXIT_CODES, HostshimError, IoError, UsageError, q } from './errors.js'
 import { generate, renderAll, outputPaths } from './generate.js'
+import { nodeHostView } from './hostview.js'
 import { inspectFile, formatInspect } from './inspect.js'
+import { install, uninstall, type InstallRequest, type InstallResult } from './install.js'
 import { planForRoot } from './plan-cli.js'
 import { defaultCacheDir, loadZig, writeAtomic } from './toolchain.js'
 import { VERSION } from './version.js'
@@ -19,6 +22,20 @@ export interface Io {
   readonly env: NodeJS.ProcessEnv
   readonly cwd: string
 }
+
+/** The exit codes, for --help and the README (keep the two in step). */
+export const EXIT_CODE_HELP = `Exit codes:
+  0  success (doctor: every tree runs the program, directly or through the shim)
+  1  a bug: an internal error, shown with its stack
+  2  bad command line
+  3  invalid config: the message names the field
+  4  zig missing or failed (its command and stderr are shown)
+  5  a built shim failed verification, or a file is not a usable ELF program
+  6  a file could not be read or written
+  7  install/uninstall refused, nothing changed: set-user-ID/set-group-ID
+     program, symbolic link, a different file at the libexec path, a shim
+     for another target, not a hostshim shim
+  8  doctor: some tree cannot run the program, even through the shim`
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
@@ -37,11 +54,11 @@ function configOptions(cmd: Command): Command {
 }
 
 /** commander fills defaults; only flags the user gave may override a config file. */
-function givenFlags(cmd: Command): ConfigFlags {
+function givenFlags(cmd: Command, own: readonly string[] = []): ConfigFlags {
   const opts = cmd.opts<ConfigFlags>()
   const flags: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(opts)) {
-    if (cmd.getOptionValueSource(key) === 'cli') flags[key] = value
+    if (cmd.getOptionValueSource(key) === 'cli' && !own.includes(key)) flags[key] = value
   }
   return flags as ConfigFlags
 }
@@ -50,7 +67,42 @@ function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`
 }
 
-export function buildProgram(io: Io): Command {
+function examples(lines: readonly string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`
+}
+
+/**
+ * zig's first compile for a target builds its musl (~15 s or more): say so on
+ * a terminal, with the seconds counting; say nothing to pipes and logs.
+ */
+function compileProgress(io: Io, quiet: boolean) {
+  let timer: NodeJS.Timeout | undefined
+  let line = ''
+  return {
+    onCompile: (arch: Arch) => {
+      if (!io.isTTY || quiet) return
+      stop()
+      const started = Date.now()
+      line = `hostshim: compiling the ${arch.name} shim with zig (the first build for a target also builds its C library)...`
+      io.stderr(line)
+      timer = setInterval(() => io.stderr(`\r${line} ${Math.round((Date.now() - started) / 1000)} s`), 1000)
+      timer.unref()
+    },
+    stop,
+  }
+  function stop(): void {
+    if (timer === undefined) return
+    clearInterval(timer)
+    timer = undefined
+    io.stderr(`\r${line} done\n`)
+  }
+}
+
+interface State {
+  exitCode: number
+}
+
+export function buildProgram(io: Io, state: State = { exitCode: EXIT_CODES.ok }): Command {
   const program = new Command('hostshim')
     .description('Generate tiny static launchers that run a host binary through the host\'s own dynamic loader inside any container.')
     .version(VERSION, '-V, --version')
@@ -60,14 +112,16 @@ export function buildProgram(io: Io): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 ok, 2 usage, 3 invalid config, 4 zig missing or failed,
-5 shim or input file rejected, 6 file not readable or writable, 1 a bug.
-
-Examples:
-  hostshim generate                     build the built-in Toolbx example into out/
-  hostshim generate -n toolbox -t /usr/libexec/toolbox/toolbox -o toolbox-shim
-  hostshim inspect /usr/bin/toolbox
-  hostshim plan --root / -- --version  what the shim would exec if / were the host`,
+${EXIT_CODE_HELP}
+${examples([
+  'hostshim generate                     build the built-in Toolbx example into out/',
+  'hostshim generate -n toolbox -t /usr/libexec/toolbox/toolbox -o toolbox-shim',
+  'hostshim install --name toolbox --binary /usr/bin/toolbox --destdir "$DESTDIR"',
+  'hostshim doctor /usr/bin/toolbox --rootfs /srv/debian-11',
+  'hostshim inspect /usr/bin/toolbox',
+  'hostshim plan --root / -- --version   what the shim would exec if / were the host',
+  'hostshim COMMAND --help               options and examples of one command',
+])}`,
     )
 
   configOptions(
@@ -79,22 +133,31 @@ Examples:
       .option('--json', 'print a JSON summary')
       .option('-q, --quiet', 'print nothing on success'),
   )
-    .addHelpText('after', '\nWith no config and no --name/--target, builds examples/toolbox/hostshim.json.')
+    .addHelpText(
+      'after',
+      `\nWith no config and no --name/--target, builds examples/toolbox/hostshim.json (built in).\n${examples([
+        'hostshim generate',
+        'hostshim generate -c examples/entrypoint/hostshim.json -o rootfs/entrypoint',
+        'hostshim generate -n toolbox -t /usr/libexec/toolbox/toolbox --arch all --out-dir shims',
+      ])}`,
+    )
     .action(async (_opts, cmd: Command) => {
       const opts = cmd.opts<{ json?: boolean; quiet?: boolean }>()
       const config = loadConfig(givenFlags(cmd), io.cwd)
       outputPaths(config, io.cwd)
       const zig = await loadZig(io.env)
-      const results = await generate(config, {
-        zig,
-        cacheDir: defaultCacheDir(io.env),
-        cwd: io.cwd,
-        onCompile: (arch) => {
-          if (io.isTTY && !opts.quiet && !opts.json) io.stderr(`hostshim: compiling the ${arch.name} shim with zig (the first build for a target takes ~15 s)...\n`)
-        },
-      })
+      const progress = compileProgress(io, Boolean(opts.quiet || opts.json))
+      let results
+      try {
+        results = await generate(config, { zig, cacheDir: defaultCacheDir(io.env), cwd: io.cwd, onCompile: progress.onCompile })
+      } finally {
+        progress.stop()
+      }
       if (opts.json) io.stdout(json(results))
-      else if (!opts.quiet) for (const r of results) io.stdout(`${r.arch} ${r.bytes} ${r.sha256} ${r.path}\n`)
+      else if (!opts.quiet) {
+        for (const r of results) io.stdout(`${r.arch} ${r.bytes} ${r.sha256} ${r.path}\n`)
+        for (const r of results) if (r.note) io.stderr(`hostshim: note: ${r.note}\n`)
+      }
     })
 
   configOptions(
@@ -102,39 +165,36 @@ Examples:
       .command('render')
       .description('print (or write) the generated C source')
       .option('-o, --output <file>', 'write the C source here instead of stdout (one architecture)'),
-  ).action(async (_opts, cmd: Command) => {
-    const flags = givenFlags(cmd)
-    const output = flags.output
-    delete flags.output
-    const config = loadConfig(flags, io.cwd)
-    const sources = renderAll(config)
-    if (output !== undefined) {
-      if (sources.size > 1) throw new UsageError('--output names one file; render one architecture at a time')
-      const path = resolve(io.cwd, output)
-      try {
-        await writeAtomic(path, [...sources.values()][0] as string, 0o644)
-      } catch (error) {
-        throw new IoError(`cannot write ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+  )
+    .addHelpText('after', examples(['hostshim render -n toolbox -t /usr/libexec/toolbox/toolbox | less', 'hostshim render -c hostshim.json -a aarch64 -o shim.c']))
+    .action(async (_opts, cmd: Command) => {
+      const flags = givenFlags(cmd)
+      const output = flags.output
+      delete flags.output
+      const config = loadConfig(flags, io.cwd)
+      const sources = renderAll(config)
+      if (output !== undefined) {
+        if (sources.size > 1) throw new UsageError('--output names one file; render one architecture at a time')
+        const path = resolve(io.cwd, output)
+        try {
+          await writeAtomic(path, [...sources.values()][0] as string, 0o644)
+        } catch (error) {
+          throw new IoError(`cannot write ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+        }
+        return
       }
-      return
-    }
-    for (const source of sources.values()) io.stdout(source)
-  })
+      for (const source of sources.values()) io.stdout(source)
+    })
 
   program
     .command('inspect')
     .description('show what an ELF file needs: loader, libraries, GLIBC versions; for a shim, its target')
     .argument('<file>', 'an ELF file')
     .option('--json', 'print JSON')
+    .addHelpText('after', examples(['hostshim inspect /usr/bin/toolbox          an installed shim: its target and config hash', 'hostshim inspect --json /usr/libexec/toolbox/toolbox']))
     .action((file: string, opts: { json?: boolean }) => {
       const path = resolve(io.cwd, file)
-      let bytes: Buffer
-      try {
-        bytes = readFileSync(path)
-      } catch (error) {
-        throw new IoError(`cannot read ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
-      }
-      const report = inspectFile(bytes, path)
+      const report = inspectFile(readInput(path), path)
       io.stdout(opts.json ? json(report) : formatInspect(report))
     })
 
@@ -146,25 +206,175 @@ Examples:
       .addOption(new Option('--mode <mode>', 'container: DIR seen at the host root; host: DIR is /').choices(['container', 'host']).default('container'))
       .argument('[args...]', 'arguments the shim is called with (after --)')
       .option('--arg0 <arg>', 'the shim\'s own argv[0] (default: the config\'s name)'),
-  ).action((args: string[], _opts, cmd: Command) => {
-    const opts = cmd.opts<{ root: string; mode: 'container' | 'host'; arg0?: string }>()
-    const flags = givenFlags(cmd)
-    delete (flags as Record<string, unknown>).root
-    delete (flags as Record<string, unknown>).mode
-    const config = loadConfig(flags, io.cwd)
-    const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.mode, [opts.arg0 ?? config.name, ...args])
-    io.stdout(json(plan))
-  })
+  )
+    .addHelpText('after', examples(['hostshim plan --root / -- --version', 'hostshim plan -c hostshim.json --root /srv/fedora-40 --arg0 toolbox -- list']))
+    .action((args: string[], _opts, cmd: Command) => {
+      const opts = cmd.opts<{ root: string; mode: 'container' | 'host'; arg0?: string }>()
+      const config = loadConfig(givenFlags(cmd, ['root', 'mode', 'arg0']), io.cwd)
+      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.mode, [opts.arg0 ?? config.name, ...args])
+      io.stdout(json(plan))
+    })
+
+  const installOptions = (cmd: Command) =>
+    configOptions(
+      cmd
+        .requiredOption('-b, --binary <path>', 'the program\'s path on the installed system, where the shim goes (e.g. /usr/bin/toolbox)')
+        .option('--destdir <dir>', 'staging directory standing for / (packaging: $DESTDIR); paths are host paths below it')
+        .option('--libexec <dir>', 'where the program moves: DIR/NAME (default: the config\'s target, else /usr/libexec/NAME)')
+        .option('--json', 'print a JSON summary')
+        .option('-q, --quiet', 'print nothing on success'),
+    )
+  const installRequest = (cmd: Command): InstallRequest => {
+    const opts = cmd.opts<{ binary: string; destdir?: string; libexec?: string }>()
+    const flags = givenFlags(cmd, ['binary', 'destdir', 'libexec', 'json', 'quiet'])
+    if (flags.config === undefined && flags.name === undefined) throw new UsageError(`${cmd.name()} needs --name NAME (or --config FILE with a name)`)
+    if (flags.target !== undefined && opts.libexec !== undefined) throw new UsageError('give --libexec DIR (the program goes to DIR/NAME) or --target PATH, not both')
+    const raw = loadRawConfig(flags, io.cwd)
+    // A flag beats the config file: --libexec replaces the file's target.
+    if (opts.libexec !== undefined) delete raw.target
+    return {
+      raw,
+      binary: opts.binary,
+      cwd: io.cwd,
+      ...(opts.destdir === undefined ? {} : { destdir: opts.destdir }),
+      ...(opts.libexec === undefined ? {} : { libexec: opts.libexec }),
+    }
+  }
+  const report = (cmd: Command, result: InstallResult) => {
+    const opts = cmd.opts<{ json?: boolean; quiet?: boolean }>()
+    if (opts.json) io.stdout(json(result))
+    else if (!opts.quiet) io.stdout(`${formatInstall(result)}\n`)
+  }
+
+  installOptions(
+    program
+      .command('install')
+      .description('move the program at --binary to libexec and put a shim for it in its place (atomic, idempotent)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Builds and verifies the shim first, then moves the program (keeping its mode,
+owner and times) and renames the shim into place; on any failure the tree is
+left as it was. Run again: nothing changes (the shim's mark is checked); with
+another config, only the shim is replaced. Refuses (exit 7) set-user-ID or
+set-group-ID programs, symbolic links, and a different file at the libexec path.
+${examples([
+        'hostshim install --name toolbox --binary /usr/bin/toolbox',
+        'hostshim install -c examples/toolbox/hostshim.json --binary /usr/bin/toolbox --destdir "$DESTDIR"',
+        'hostshim install --name mytool --binary /usr/bin/mytool --libexec /usr/lib/mytool --json',
+      ])}`,
+    )
+    .action(async (_opts, cmd: Command) => {
+      const quiet = Boolean(cmd.opts().quiet || cmd.opts().json)
+      const progress = compileProgress(io, quiet)
+      let result: InstallResult
+      try {
+        result = await install(installRequest(cmd), { loadZig: () => loadZig(io.env), cacheDir: defaultCacheDir(io.env), onCompile: progress.onCompile })
+      } finally {
+        progress.stop()
+      }
+      report(cmd, result)
+    })
+
+  installOptions(
+    program
+      .command('uninstall')
+      .description('put the program back from libexec over its shim (with the options install was given)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Only when --binary holds a hostshim shim whose target is the libexec path;
+the libexec directory is removed too when it is empty and named after the
+program. Nothing installed: nothing to do (exit 0).
+${examples([
+        'hostshim uninstall --name toolbox --binary /usr/bin/toolbox',
+        'hostshim uninstall -c examples/toolbox/hostshim.json --binary /usr/bin/toolbox --destdir "$DESTDIR"',
+      ])}`,
+    )
+    .action(async (_opts, cmd: Command) => {
+      report(cmd, await uninstall(installRequest(cmd)))
+    })
+
+  program
+    .command('doctor')
+    .description('for each tree: does the program run there directly, only through the shim, or not at all?')
+    .argument('<binary>', 'the program (an ELF file here)')
+    .requiredOption('--rootfs <dir>', 'a container\'s tree (repeatable)', collect)
+    .option('--host <dir>', 'the host tree the shim would use', '/')
+    .option('--json', 'print JSON')
+    .option('-q, --quiet', 'print nothing; the exit code says it')
+    .addHelpText(
+      'after',
+      `
+Compares the versions the program and its libraries need (.gnu.version_r)
+with what each tree's libraries define (.gnu.version_d), and checks that the
+loader and every DT_NEEDED library exist there. Through the shim the program
+uses the host's loader and libraries, so "needs the shim" is said only when
+the host tree has them. Exit 8 when some tree cannot run it even so.
+${examples([
+        'hostshim doctor /usr/bin/toolbox --rootfs /srv/debian-11 --rootfs /srv/fedora-40',
+        'hostshim doctor ./mytool --rootfs ./rootfs --host /srv/host-tree --json',
+      ])}`,
+    )
+    .action((binary: string, opts: { rootfs: string[]; host: string; json?: boolean; quiet?: boolean }) => {
+      const path = resolve(io.cwd, binary)
+      const bytes = readInput(path)
+      const tree = (dir: string, what: string): Tree => {
+        const full = resolve(io.cwd, dir)
+        let id: string
+        try {
+          const st = statSync(full, { bigint: true })
+          if (!st.isDirectory()) throw new IoError(`${what} ${q(full)} is not a directory`)
+          id = `${st.dev}:${st.ino}`
+        } catch (error) {
+          if (error instanceof IoError) throw error
+          throw new IoError(`cannot use ${what} ${q(full)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+        }
+        return { name: full, view: nodeHostView(full), id }
+      }
+      const result = doctor(bytes, path, opts.rootfs.map((dir) => tree(dir, '--rootfs')), tree(opts.host, '--host'))
+      if (result.trees.some((t) => t.verdict === 'cannot-run')) state.exitCode = EXIT_CODES.cannotRun
+      if (opts.json) io.stdout(json(result))
+      else if (!opts.quiet) io.stdout(formatDoctor(result))
+    })
 
   return program
 }
 
+function readInput(path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    throw new IoError(`cannot read ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+  }
+}
+
+export function formatInstall(r: InstallResult): string {
+  const under = r.destdir === null ? '' : ` (under ${q(r.destdir)})`
+  const shim = `shim (${r.arch}, ${r.bytes} bytes, mode ${r.mode})`
+  switch (r.action) {
+    case 'installed':
+      return `installed: ${q(r.binary)} is now a ${shim}; the program moved to ${q(r.target)}${under}`
+    case 'updated':
+      return `updated: ${q(r.binary)} is a new ${shim} for ${q(r.target)}${under}`
+    case 'unchanged':
+      return `unchanged: ${q(r.binary)} is already the shim for ${q(r.target)}${under}`
+    case 'uninstalled':
+      return `uninstalled: ${q(r.target)} moved back to ${q(r.binary)}${under}`
+    case 'absent':
+      return `nothing to do: ${q(r.binary)} is not a hostshim shim and ${q(r.target)} does not exist${under}`
+  }
+}
+
 /** Run the CLI; returns the exit code. Never throws. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
-  const program = buildProgram(io)
+  const state: State = { exitCode: EXIT_CODES.ok }
+  const program = buildProgram(io, state)
   try {
     await program.parseAsync(argv, { from: 'user' })
-    return EXIT_CODES.ok
+    return state.exitCode
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and --version end here too, with code 0.

@@ -40,6 +40,20 @@ export function packageRoot(): string {
 
 export const EXAMPLE_CONFIG = join('examples', 'toolbox', 'hostshim.json')
 
+/**
+ * The built-in example's JSON text, put here by build/bundle.mjs (esbuild
+ * `define`, read from EXAMPLE_CONFIG at build time), so the bundles and the
+ * single executable need no examples/ directory next to them. Undefined when
+ * running from source: then the file is read.
+ */
+declare const HOSTSHIM_BUILTIN_EXAMPLE: string | undefined
+
+/** The built-in Toolbx example: embedded in a build, else read from the package. */
+export function builtinExample(): RawConfig {
+  if (typeof HOSTSHIM_BUILTIN_EXAMPLE === 'string') return parseConfigText(HOSTSHIM_BUILTIN_EXAMPLE, `(built-in) ${EXAMPLE_CONFIG}`)
+  return readConfigFile(join(packageRoot(), EXAMPLE_CONFIG))
+}
+
 export function readConfigFile(path: string): RawConfig {
   let text: string
   try {
@@ -47,6 +61,16 @@ export function readConfigFile(path: string): RawConfig {
   } catch (error) {
     throw new IoError(`cannot read config file ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
   }
+  const raw = parseConfigText(text, path)
+  // Output paths in a file are relative to the file, not to where hostshim runs.
+  for (const key of ['output', 'outDir'] as const) {
+    const v = raw[key]
+    if (typeof v === 'string' && !isAbsolute(v)) raw[key] = resolve(dirname(path), v)
+  }
+  return raw
+}
+
+function parseConfigText(text: string, path: string): RawConfig {
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -56,13 +80,7 @@ export function readConfigFile(path: string): RawConfig {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError('config', `${q(path)} must hold a JSON object`)
   }
-  const raw = value as RawConfig
-  // Output paths in a file are relative to the file, not to where hostshim runs.
-  for (const key of ['output', 'outDir'] as const) {
-    const v = raw[key]
-    if (typeof v === 'string' && !isAbsolute(v)) raw[key] = resolve(dirname(path), v)
-  }
-  return raw
+  return value as RawConfig
 }
 
 function parseEnvFlag(entries: readonly string[]): Record<string, string> {
@@ -80,10 +98,15 @@ function parseEnvFlag(entries: readonly string[]): Record<string, string> {
  * neither a config file nor --name/--target, the built-in Toolbx example.
  */
 export function loadConfig(flags: ConfigFlags, cwd = process.cwd()): BuildConfig {
+  return validateConfig(loadRawConfig(flags, cwd))
+}
+
+/** loadConfig before validation: for commands that fill in fields themselves (install). */
+export function loadRawConfig(flags: ConfigFlags, cwd = process.cwd()): RawConfig {
   let raw: RawConfig = {}
   if (flags.config !== undefined) raw = readConfigFile(resolve(cwd, flags.config))
   else if (flags.name === undefined && flags.target === undefined) {
-    raw = readConfigFile(join(packageRoot(), EXAMPLE_CONFIG))
+    raw = builtinExample()
     // The example says what to build; where it goes is the caller's cwd.
     delete raw.output
     delete raw.outDir
@@ -103,5 +126,5 @@ export function loadConfig(flags: ConfigFlags, cwd = process.cwd()): BuildConfig
   for (const [key, value] of Object.entries(fromFlags)) {
     if (value !== undefined) (raw as Record<string, unknown>)[key] = value
   }
-  return validateConfig(raw)
+  return raw
 }

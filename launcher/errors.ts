@@ -45,6 +45,15 @@ export class IoError extends HostshimError {
   readonly exitCode = 6
 }
 
+/**
+ * install/uninstall found the files in a state it will not change: a
+ * set-user-ID program, a symbolic link, a different file already at the
+ * libexec path, a shim for another target. Nothing was changed.
+ */
+export class RefusedError extends HostshimError {
+  readonly exitCode = 7
+}
+
 export const EXIT_CODES = {
   ok: 0,
   internal: 1,
@@ -53,6 +62,9 @@ export const EXIT_CODES = {
   toolchain: 4,
   shim: 5,
   io: 6,
+  refused: 7,
+  /** doctor: some tree cannot run the program, even through the shim */
+  cannotRun: 8,
 } as const
 
 /** `"path"` for messages: quoted, escapes visible, never ambiguous. */
