@@ -42,7 +42,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** The options every command that builds a config accepts. */
 function configOptions(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, output, outDir)')
+    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, output, outDir)')
     .option('-n, --name <name>', 'program name, used in messages and file names')
     .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here)')
     .option('--host-root <dir>', 'where containers see the host\'s root', '/run/host')
@@ -51,6 +51,12 @@ function configOptions(cmd: Command): Command {
     .option('--no-argv0', 'never pass --argv0 to the host loader')
     .option('--debug-env <name>', 'variable that turns on the shim\'s debug output', 'HOSTSHIM_DEBUG')
     .option('-e, --env <NAME=VALUE>', 'set a variable for the program (repeatable)', collect)
+    .addOption(
+      new Option('--mode <mode>', 'how the shim starts the host loader: exec (execve it) or chainload (map it in-process; /proc/self/exe stays the shim)').choices([
+        'exec',
+        'chainload',
+      ]),
+    )
 }
 
 /** commander fills defaults; only flags the user gave may override a config file. */
@@ -203,15 +209,15 @@ ${examples([
       .command('plan')
       .description('print, as JSON, what the shim would exec if DIR were the host root')
       .requiredOption('-r, --root <dir>', 'a host tree (for example / or a debootstrapped directory)')
-      .addOption(new Option('--mode <mode>', 'container: DIR seen at the host root; host: DIR is /').choices(['container', 'host']).default('container'))
+      .option('--host-mode', 'plan for the host itself (DIR is /, no host root mounted) instead of a container')
       .argument('[args...]', 'arguments the shim is called with (after --)')
       .option('--arg0 <arg>', 'the shim\'s own argv[0] (default: the config\'s name)'),
   )
     .addHelpText('after', examples(['hostshim plan --root / -- --version', 'hostshim plan -c hostshim.json --root /srv/fedora-40 --arg0 toolbox -- list']))
     .action((args: string[], _opts, cmd: Command) => {
-      const opts = cmd.opts<{ root: string; mode: 'container' | 'host'; arg0?: string }>()
-      const config = loadConfig(givenFlags(cmd, ['root', 'mode', 'arg0']), io.cwd)
-      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.mode, [opts.arg0 ?? config.name, ...args])
+      const opts = cmd.opts<{ root: string; hostMode?: boolean; arg0?: string }>()
+      const config = loadConfig(givenFlags(cmd, ['root', 'hostMode', 'arg0']), io.cwd)
+      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.hostMode ? 'host' : 'container', [opts.arg0 ?? config.name, ...args])
       io.stdout(json(plan))
     })
 

@@ -18,6 +18,7 @@ export interface ConfigFlags {
   argv0?: boolean
   debugEnv?: string
   env?: string[]
+  mode?: string
   output?: string
   outDir?: string
 }
@@ -120,6 +121,7 @@ export function loadRawConfig(flags: ConfigFlags, cwd = process.cwd()): RawConfi
     argv0: flags.argv0,
     debugEnv: flags.debugEnv,
     env: flags.env ? { ...(raw.env as Record<string, string> | undefined), ...parseEnvFlag(flags.env) } : undefined,
+    mode: flags.mode,
     output: flags.output,
     outDir: flags.outDir,
   }
