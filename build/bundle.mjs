@@ -8,7 +8,8 @@
 // next to its place and renamed into it: a hostshim running from dist/ while
 // this runs (tests do) sees the old file or the new one, never half of one.
 import { build } from 'esbuild'
-import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -24,6 +25,8 @@ async function bundle(options) {
   const result = await build({ ...options, write: false })
   for (const file of result.outputFiles) {
     const tmp = `${file.path}.${process.pid}.tmp`
+    // A fresh clone has no dist/ yet.
+    await mkdir(dirname(file.path), { recursive: true })
     try {
       await writeFile(tmp, file.contents, { mode: 0o755 })
       await chmod(tmp, 0o755)
