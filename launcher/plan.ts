@@ -88,6 +88,15 @@ export const LIMITS = {
   interpBytes: 4096,
   /** largest e_phnum * e_phentsize */
   phdrBytes: 65536,
+  /** bytes at the start of a loader searched for "--argv0" */
+  argv0ScanBytes: 16 << 20,
+  /**
+   * the run's work budget: 1 per resolution and per lstat, 1 + the pattern's
+   * length per directory entry an include pattern is tried on. Three
+   * worst-case resolutions (1 + 41 * 2048 each) fit, so only the library
+   * path can run out
+   */
+  workUnits: 1 << 18,
   /** a line of stderr (message or debug) is cut to this many bytes before its newline */
   lineBytes: 12287,
 } as const
@@ -215,13 +224,26 @@ export interface Resolved {
   readonly stat: HostStat
 }
 
+/** What is left of a run's work budget (LIMITS.workUnits); a spent budget is ELOOP. */
+export class WorkBudget {
+  constructor(public left: number = LIMITS.workUnits) {}
+
+  /** Take `units`; false once the budget is spent (it stays spent). */
+  spend(units: number): boolean {
+    this.left -= units
+    return this.left >= 0
+  }
+}
+
 /**
  * openat2(RESOLVE_IN_ROOT) by hand: absolute link text starts again at the
  * root, ".." stops at it, 40 links at most. `root` is "" or HOST_ROOT and
  * only counts towards ENAMETOOLONG; the view is asked with host paths.
+ * `budget` is the run's (a fresh one by default): the call costs 1, each lstat 1.
  */
-export function resolveInRoot(view: HostView, root: string, hostPath: string): Resolved | HostErr {
+export function resolveInRoot(view: HostView, root: string, hostPath: string, budget = new WorkBudget()): Resolved | HostErr {
   if (hostPath.length > LIMITS.pathBytes) return { errno: 'ENAMETOOLONG' }
+  if (!budget.spend(1)) return { errno: 'ELOOP' }
   let todo = hostPath
   let p = 0
   let resolved = ''
@@ -244,6 +266,7 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string): R
     }
     const candidate = `${resolved}/${name}`
     if (root.length + candidate.length > LIMITS.pathBytes) return { errno: 'ENAMETOOLONG' }
+    if (!budget.spend(1)) return { errno: 'ELOOP' }
     const st = view.lstat(candidate)
     if (isHostErr(st)) return st
     last = st
@@ -265,6 +288,8 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string): R
     p = end
   }
   if (resolved === '') {
+    // The root itself is root + "/": it must fit in 4095 bytes too.
+    if (root.length + 1 > LIMITS.pathBytes) return { errno: 'ENAMETOOLONG' }
     const st = view.stat('/')
     if (isHostErr(st)) return st
     return { path: '/', full: `${root}/`, stat: st }
@@ -342,12 +367,14 @@ function openProgram(view: HostView, arch: Arch, r: Resolved): ProgramVerdict {
 }
 
 /** glibc 2.33 added --argv0; older loaders refuse an option they do not know. */
-function knowsArgv0(file: HostFile, size: number): boolean {
+function knowsArgv0(file: HostFile, fileSize: number): boolean {
+  // Decided: the first argv0ScanBytes only, so that a huge sparse "loader" cannot stall the shim.
+  const size = Math.min(fileSize, LIMITS.argv0ScanBytes)
   if (size <= 0) return false
   const chunks: Buffer[] = []
   let have = 0
   while (have < size) {
-    const got = file.read(BigInt(have), Math.min(size - have, 1 << 24))
+    const got = file.read(BigInt(have), size - have)
     if (isHostErr(got)) return false
     if (got.length === 0) break
     chunks.push(got)
@@ -368,52 +395,63 @@ const BACKSLASH = 0x5c
 /**
  * glob(3)'s match of one file name, in bytes: * ? [set] [!set] [^set],
  * ranges, a leading "]" is a member, an unclosed "[" is literal, \ quotes the
- * next byte outside sets. Decided (as glob without GLOB_PERIOD): a name
- * starting with "." matches only a pattern starting with ".".
+ * next byte outside sets, a lone \ at the end matches nothing. Decided (as
+ * glob without GLOB_PERIOD): a name starting with "." matches only a pattern
+ * starting with "." or "\.". Decided: on a mismatch only the last "*" takes
+ * one more byte (every other element takes exactly one), so the work is at
+ * most name x pattern; the shim's match() is the same loop.
  */
 export function matchName(pattern: string, name: string): boolean {
-  return matchFrom(pattern, 0, name, 0, true)
-}
-
-function matchFrom(p: string, pi: number, s: string, si: number, first: boolean): boolean {
-  if (first && s[si] === '.' && p[pi] !== '.') return false
-  for (; pi < p.length; pi++, si++) {
-    const pc = p.charCodeAt(pi)
-    if (pc === STAR) {
-      while (p.charCodeAt(pi) === STAR) pi++
-      if (pi >= p.length) return true
-      for (; si < s.length; si++) if (matchFrom(p, pi, s, si, false)) return true
+  if (name[0] === '.' && pattern[0] !== '.' && (pattern[0] !== '\\' || pattern[1] !== '.')) return false
+  let p = 0
+  let s = 0
+  let star = -1
+  let retry = 0
+  for (;;) {
+    if (pattern.charCodeAt(p) === STAR) {
+      star = ++p
+      retry = s
+      continue
+    }
+    const next = p < pattern.length && s < name.length ? matchOne(pattern, p, name.charCodeAt(s)) : -1
+    if (next >= 0) {
+      p = next
+      s++
+    } else if (p >= pattern.length && s >= name.length) {
+      return true
+    } else if (star >= 0 && retry < name.length) {
+      p = star
+      s = ++retry
+    } else {
       return false
     }
-    if (si >= s.length) return false
-    if (pc === QUESTION) continue
-    if (pc === OPEN) {
-      let q = pi + 1
-      const neg = p[q] === '!' || p[q] === '^'
-      const c = s.charCodeAt(si)
-      let hit = false
-      if (neg) q++
-      do {
-        if (q >= p.length) break
-        const lo = p.charCodeAt(q)
-        let hi = lo
-        if (p[q + 1] === '-' && q + 2 < p.length && p[q + 2] !== ']') {
-          hi = p.charCodeAt(q + 2)
-          q += 2
-        }
-        if (lo <= c && c <= hi) hit = true
-        q++
-      } while (p.charCodeAt(q) !== CLOSE)
-      if (p.charCodeAt(q) === CLOSE) {
-        if (hit === neg) return false
-        pi = q
-        continue
-      }
-    }
-    if (pc === BACKSLASH && pi + 1 < p.length) pi++
-    if (p.charCodeAt(pi) !== s.charCodeAt(si)) return false
   }
-  return si >= s.length
+}
+
+/** One element of a pattern (not "*") at `pi` against the byte `c`: the index past it, or -1. */
+function matchOne(p: string, pi: number, c: number): number {
+  const pc = p.charCodeAt(pi)
+  if (pc === QUESTION) return pi + 1
+  if (pc === OPEN) {
+    let q = pi + 1
+    const neg = p[q] === '!' || p[q] === '^'
+    let hit = false
+    if (neg) q++
+    do {
+      if (q >= p.length) break
+      const lo = p.charCodeAt(q)
+      let hi = lo
+      if (p[q + 1] === '-' && q + 2 < p.length && p[q + 2] !== ']') {
+        hi = p.charCodeAt(q + 2)
+        q += 2
+      }
+      if (lo <= c && c <= hi) hit = true
+      q++
+    } while (p.charCodeAt(q) !== CLOSE)
+    if (p.charCodeAt(q) === CLOSE) return hit !== neg ? q + 1 : -1
+  }
+  if (pc === BACKSLASH) pi++
+  return p.charCodeAt(pi) === c ? pi + 1 : -1
 }
 
 const SPACE = /^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g
@@ -426,11 +464,12 @@ class LibraryPath {
   constructor(
     private readonly view: HostView,
     private readonly root: string,
+    private readonly budget: WorkBudget,
   ) {}
 
   add(hostPath: string): void {
     if (this.entries.length >= LIMITS.libraryPathEntries) return
-    const r = resolveInRoot(this.view, this.root, hostPath)
+    const r = resolveInRoot(this.view, this.root, hostPath, this.budget)
     // The loader splits --library-path at ":" and ";" and expands "$ORIGIN" and friends.
     if (isHostErr(r) || r.stat.kind !== 'dir' || /[:;$]/.test(r.full)) return
     if (!this.entries.includes(r.full)) this.entries.push(r.full)
@@ -439,7 +478,7 @@ class LibraryPath {
   /** One ld.so.conf file, named by the path it was asked for (includes are relative to that). */
   readConf(path: string, depth: number): void {
     if (depth > LIMITS.includeDepth || this.confFiles >= LIMITS.confFiles) return
-    const r = resolveInRoot(this.view, this.root, path)
+    const r = resolveInRoot(this.view, this.root, path, this.budget)
     if (isHostErr(r) || r.stat.kind !== 'file') return
     this.confFiles++
     const file = this.view.open(r.path)
@@ -485,10 +524,13 @@ class LibraryPath {
     if (isHostErr(names)) return
     const matches: string[] = []
     let used = 0
+    // Matching costs up to the pattern's length per byte of name: each entry tried is charged that.
+    const cost = base.length + 1
     for (const name of names) {
       const size = name.length + 1
-      if (matches.length === LIMITS.includeMatches || size > LIMITS.includeNameBytes - used || !matchName(base, name)) continue
       if (name === '.' || name === '..') continue
+      if (!this.budget.spend(cost)) break
+      if (matches.length === LIMITS.includeMatches || size > LIMITS.includeNameBytes - used || !matchName(base, name)) continue
       matches.push(name)
       used += size
     }
@@ -500,7 +542,7 @@ class LibraryPath {
   }
 
   private resolveDir(path: string): string | undefined {
-    const r = resolveInRoot(this.view, this.root, path)
+    const r = resolveInRoot(this.view, this.root, path, this.budget)
     return isHostErr(r) || r.stat.kind !== 'dir' ? undefined : r.path
   }
 }
@@ -623,7 +665,9 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
   if (opts.secure) throw new Bail('secure', target, 'EPERM')
 
   // 3. The target.
-  const t = resolveInRoot(view, root, target)
+  // One work budget for the whole run, as the shim's global one.
+  const budget = new WorkBudget()
+  const t = resolveInRoot(view, root, target, budget)
   if (isHostErr(t)) throw new Bail('targetMissing', inRoot(root, target), t.errno)
   const program = openProgram(view, arch, t)
   if (!program.ok) throw new Bail(program.wrongArch ? 'wrongArch' : 'targetBad', t.full, program.errno)
@@ -638,12 +682,12 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
   if (hostLoader === null) return { loader: null, libraryPath: null, exec: t.full, argv }
 
   // 5. The loader, or its usr-merged twin for old Toolbx containers that mount only /usr.
-  let l = resolveInRoot(view, root, hostLoader)
+  let l = resolveInRoot(view, root, hostLoader, budget)
   if (isHostErr(l)) {
     const first = l.errno
     const twinnable = (first === 'ENOENT' || first === 'ENOTDIR') && hostLoader.startsWith('/lib')
     if (!twinnable) throw new Bail('loaderMissing', inRoot(root, hostLoader), first)
-    l = resolveInRoot(view, root, `/usr${hostLoader}`)
+    l = resolveInRoot(view, root, `/usr${hostLoader}`, budget)
     if (isHostErr(l)) throw new Bail('loaderMissing', inRoot(root, hostLoader), first)
   }
   const loader = openProgram(view, arch, l)
@@ -652,7 +696,7 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
   loader.file.close()
 
   // 6. The library path: the loader's own directory first, that is where its libc is.
-  const lp = new LibraryPath(view, root)
+  const lp = new LibraryPath(view, root, budget)
   lp.add(l.path.slice(0, l.path.lastIndexOf('/')) || '/')
   lp.readConf('/etc/ld.so.conf', 0)
   for (const dir of arch.libDirs) lp.add(hostString(dir))

@@ -109,7 +109,29 @@ enum {
 	MAX_MATCHES = 256,	/* files one include pattern may name */
 	MAX_INTERP = 4096,	/* PATH_MAX: binfmt_elf refuses a longer PT_INTERP */
 	MAX_PHDRS = 65536,	/* bytes: binfmt_elf refuses a larger header table */
+	MAX_SCAN = 16 << 20,	/* bytes of a loader searched for "--argv0" */
 };
+
+/*
+ * The run's work budget: one unit per resolve() and per lstat(), and per
+ * directory entry an include pattern is tried on, one plus the pattern's
+ * length. Three resolutions at their worst (1 + 41 * 2048 lstats each: the
+ * path and 40 link texts of 2048 components) fit with room to spare, so
+ * target and loader never run out; only a hostile ld.so.conf can, which
+ * would otherwise keep the shim busy for minutes: 64 files of lines each
+ * naming a 40-link chain. Spent, resolve() fails with ELOOP and include
+ * stops listing.
+ */
+static long budget = 1 << 18;
+
+static int spend(long units)
+{
+	if ((budget -= units) < 0) {
+		errno = ELOOP;
+		return -1;
+	}
+	return 0;
+}
 
 /* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
 static const char *root = "";
@@ -206,6 +228,8 @@ static int resolve(const char *path, char *out, struct stat *st)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	if (spend(1) < 0)
+		return -1;
 	strcpy(todo, path);
 	memcpy(out, root, root_len);
 	for (;;) {
@@ -238,7 +262,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 		out[len] = '/';
 		memcpy(out + len + 1, p, n);
 		out[len + 1 + n] = 0;
-		if (lstat(out, st) < 0)
+		if (spend(1) < 0 || lstat(out, st) < 0)
 			return -1;
 		if (S_ISLNK(st->st_mode)) {
 			size_t rest = strlen(end);
@@ -272,9 +296,14 @@ static int resolve(const char *path, char *out, struct stat *st)
 		stale = 0;
 		p = end;
 	}
-	/* The root itself is "root/". */
-	if (len == root_len)
+	/* The root itself is "root/": one byte longer than the root, and it must fit too. */
+	if (len == root_len) {
+		if (len >= PATH_MAX - 1) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
 		out[len++] = '/';
+	}
 	out[len] = 0;
 	/* After "..", or for the root: nothing was lstat'ed last. */
 	return stale ? stat(out, st) : 0;
@@ -358,41 +387,41 @@ static int open_program(const char *path, const struct stat *st, char *interp, i
 /* --argv0 came with glibc 2.33; older loaders (RHEL 8, Ubuntu 20.04) reject it. */
 static int knows_argv0(int fd, const struct stat *st)
 {
+	/* The first MAX_SCAN bytes only: a huge, sparse "loader" must not stall the shim. */
+	size_t size = st->st_size < MAX_SCAN ? (size_t)st->st_size : MAX_SCAN;
 	const char *p, *end;
 	void *map;
 	int found = 0;
 
-	if (!PASS_ARGV0 || st->st_size < 7)
+	if (!PASS_ARGV0 || size < 7)
 		return 0;
-	map = mmap(0, (size_t)st->st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	map = mmap(0, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED)
 		return 0;
-	/* memchr + memcmp: memmem(3) would cost a kilobyte of shim. */
-	for (p = map, end = p + st->st_size - 7; p < end && (p = memchr(p, '-', (size_t)(end - p))); p++)
+	/* memchr + memcmp: memmem(3) would cost a kilobyte of shim. The last start is size - 7. */
+	for (p = map, end = p + size - 6; p < end && (p = memchr(p, '-', (size_t)(end - p))); p++)
 		if (!memcmp(p, "--argv0", 7)) {
 			found = 1;
 			break;
 		}
-	munmap(map, (size_t)st->st_size);
+	munmap(map, size);
 	return found;
 }
 
-/* The library path, built as "dir:dir:...". */
+/* The library path, built as "dir:dir:...", and the length of each entry. */
 static char lp[MAX_DIRS * PATH_MAX];
-static size_t lp_len;
+static size_t lp_len, entry_len[MAX_DIRS];
 static int n_dirs;
 
+/* Entry by entry: a hostile ld.so.conf may name a directory thousands of times. */
 static int listed(const char *full, size_t n)
 {
 	const char *p = lp;
+	int i;
 
-	while (p < lp + lp_len) {
-		const char *end = strchrnul(p, ':');
-
-		if ((size_t)(end - p) == n && !memcmp(p, full, n))
+	for (i = 0; i < n_dirs; p += entry_len[i++] + 1)
+		if (entry_len[i] == n && !memcmp(p, full, n))
 			return 1;
-		p = *end ? end + 1 : end;
-	}
 	return 0;
 }
 
@@ -418,68 +447,75 @@ static void add_dir(const char *path)
 		lp[lp_len++] = ':';
 	memcpy(lp + lp_len, full, n + 1);
 	lp_len += n;
-	n_dirs++;
+	entry_len[n_dirs++] = n;
 }
 
 static void read_conf(const char *path, int depth);
 static int n_conf;
+
+/* One element of a glob pattern (not "*") against one byte: past the element, or 0. */
+static const char *one(const char *p, unsigned char c)
+{
+	if (*p == '?')
+		return p + 1;
+	if (*p == '[') {
+		const char *q = p + 1;
+		int neg = *q == '!' || *q == '^', hit = 0;
+
+		q += neg;
+		/* A "]" first in the set is a member; an unclosed "[" is literal. */
+		do {
+			unsigned char lo = (unsigned char)*q, hi = lo;
+
+			if (!*q)
+				break;
+			if (q[1] == '-' && q[2] && q[2] != ']') {
+				hi = (unsigned char)q[2];
+				q += 2;
+			}
+			hit |= lo <= c && c <= hi;
+		} while (*++q != ']');
+		if (*q == ']')
+			return hit != neg ? q + 1 : 0;
+	}
+	/* A lone "\" at the end matches nothing, as in glibc. */
+	if (*p == '\\')
+		p++;
+	return (unsigned char)*p == c ? p + 1 : 0;
+}
 
 /*
  * glob(3)'s matching of one file name, in bytes: * ? [set] [!set] [^set],
  * ranges, \ quotes the next byte. Without GLOB_PERIOD a leading dot must
  * be matched by a dot. fnmatch(3) would do, but musl's drags in the wide
  * character tables: three times the size of the rest of the shim.
+ * Every element but "*" takes one byte, so on a mismatch only the last "*"
+ * needs to take one more: at most name x pattern steps, where trying every
+ * "*" again is exponential in their number (a hostile ld.so.conf could
+ * stall the shim with "include *a*a*a*a*a*a*a*a*a*a*b").
  */
-static int match(const char *p, const char *s, int first)
+static int match(const char *p, const char *s)
 {
-	if (first && *s == '.' && *p != '.')
+	const char *star = 0, *retry = 0, *next;
+
+	if (*s == '.' && *p != '.' && (*p != '\\' || p[1] != '.'))
 		return 0;
-	for (; *p; p++, s++) {
+	for (;;) {
 		if (*p == '*') {
-			while (*p == '*')
-				p++;
-			if (!*p)
-				return 1;
-			for (; *s; s++)
-				if (match(p, s, 0))
-					return 1;
+			star = ++p;
+			retry = s;
+		} else if (*p && *s && (next = one(p, (unsigned char)*s))) {
+			p = next;
+			s++;
+		} else if (!*p && !*s) {
+			return 1;
+		} else if (star && *retry) {
+			p = star;
+			s = ++retry;
+		} else {
 			return 0;
 		}
-		if (!*s)
-			return 0;
-		if (*p == '?')
-			continue;
-		if (*p == '[') {
-			const char *q = p + 1;
-			int neg = *q == '!' || *q == '^', hit = 0;
-			unsigned char c = (unsigned char)*s;
-
-			q += neg;
-			/* A "]" first in the set is a member; an unclosed "[" is literal. */
-			do {
-				unsigned char lo = (unsigned char)*q, hi = lo;
-
-				if (!*q)
-					break;
-				if (q[1] == '-' && q[2] && q[2] != ']') {
-					hi = (unsigned char)q[2];
-					q += 2;
-				}
-				hit |= lo <= c && c <= hi;
-			} while (*++q != ']');
-			if (*q == ']') {
-				if (hit == neg)
-					return 0;
-				p = q;
-				continue;
-			}
-		}
-		if (*p == '\\' && p[1])
-			p++;
-		if (*p != *s)
-			return 0;
 	}
-	return !*s;
 }
 
 /*
@@ -489,9 +525,11 @@ static int match(const char *p, const char *s, int first)
  */
 static void include(const char *pattern, const char *from, int depth)
 {
-	char path[PATH_MAX], full[PATH_MAX], names[16384], *match_[MAX_MATCHES];
+	/* Per depth, outside the stack, as read_conf()'s text. */
+	static char all_names[MAX_DEPTH + 1][16384];
+	char path[PATH_MAX], full[PATH_MAX], *names = all_names[depth], *match_[MAX_MATCHES];
 	const char *base;
-	size_t dir_len, used = 0, n = 0, i, j;
+	size_t dir_len, used = 0, n = 0, i, j, cost;
 	struct stat st;
 	long got;
 	int fd;
@@ -515,6 +553,7 @@ static void include(const char *pattern, const char *from, int depth)
 		return;
 	}
 	dir_len = (size_t)(base - path);
+	cost = strlen(base) + 1;
 	path[dir_len - 1] = 0;
 	if (resolve(dir_len > 1 ? path : "/", full, &st) < 0 || !S_ISDIR(st.st_mode))
 		return;
@@ -535,14 +574,18 @@ static void include(const char *pattern, const char *from, int depth)
 			size_t len = strlen(de->d_name) + 1;
 
 			off += de->d_reclen;
-			if (n == MAX_MATCHES || len > sizeof(names) - used || !match(base, de->d_name, 1))
-				continue;
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			/* Matching costs up to the pattern's length per byte of name. */
+			if (spend((long)cost) < 0)
+				goto listed_all;
+			if (n == MAX_MATCHES || len > sizeof(*all_names) - used || !match(base, de->d_name))
 				continue;
 			match_[n++] = memcpy(names + used, de->d_name, len);
 			used += len;
 		}
 	}
+listed_all:
 	close(fd);
 	/* Few names: an insertion sort is smaller than qsort(3). */
 	for (i = 1; i < n; i++)
@@ -563,7 +606,13 @@ static void include(const char *pattern, const char *from, int depth)
 /* glibc's /etc/ld.so.conf syntax: comments, include lines, hwcap lines, dirs. */
 static void read_conf(const char *path, int depth)
 {
-	char full[PATH_MAX], buf[MAX_CONF + 1], *p, *next;
+	/*
+	 * One buffer per include depth, outside the stack: on the stack, eight
+	 * nested includes took 860 KiB of it, and a shim started with a stack
+	 * limit under 1 MiB crashed.
+	 */
+	static char text[MAX_DEPTH + 1][MAX_CONF + 1];
+	char full[PATH_MAX], *buf, *p, *next;
 	struct stat st;
 	ssize_t n;
 	int fd;
@@ -574,6 +623,7 @@ static void read_conf(const char *path, int depth)
 	fd = open(full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
+	buf = text[depth];
 	n = read(fd, buf, MAX_CONF);
 	close(fd);
 	if (n < 0)

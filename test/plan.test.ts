@@ -28,6 +28,7 @@ import {
   readElf,
   resolveInRoot,
   toHostBytes,
+  WorkBudget,
   type HostFile,
   type HostView,
   type Plan,
@@ -790,6 +791,27 @@ t.test('environment: configured variables replace the caller\'s and go last', as
   t.same(planToJson(p), { mode: 'container', loader: null, libraryPath: null, exec: '/run/host/usr/bin/toolbox', argv: ['toolbox'], env: execEnvironment(c, env) })
 })
 
+t.test('the work budget bounds a hostile ld.so.conf, never the target or the loader', async (t) => {
+  // Each "/l0" line is a 40-link chain to nothing: 1 + 41 lstats + the call.
+  const spec = (lines: number): Spec => {
+    const s: Spec = { ...fedora, '/usr/bin/toolbox': exe(LD), '/etc/ld.so.conf': `${'/l0\n'.repeat(lines)}/usr/lib64/dyninst\n` }
+    for (let i = 0; i < 40; i++) s[`/l${i}`] = { link: `/l${i + 1}` }
+    s['/l40'] = { link: '/nothing' }
+    return s
+  }
+  const few = ran(plan(build(t.testdir(), spec(100))))
+  t.equal(few.libraryPath, FEDORA_LP, '100 such lines: everything after them is still there')
+  const many = ran(plan(build(t.testdir(), spec(7000))))
+  t.equal(many.libraryPath, '/run/host/usr/lib64', '7000: the budget runs out, only the loader\'s directory (resolved before) is kept')
+  t.equal(many.loader, FEDORA_LD, 'the loader is found as ever')
+  // Spent, resolution fails with ELOOP, and stays spent.
+  const budget = new WorkBudget(3)
+  const view = nodeHostView(build(t.testdir(), { '/a/b/c': 'x' }))
+  t.same(resolveInRoot(view, '', '/a/b/c', budget), { errno: 'ELOOP' }, '1 for the call, 1 per lstat: 3 units do not reach /a/b/c')
+  t.same(resolveInRoot(view, '', '/', budget), { errno: 'ELOOP' })
+  t.equal(isHostErr(resolveInRoot(view, '', '/a/b/c', new WorkBudget(4))), false, '4 do')
+})
+
 t.test('matchName is glob(3) on one name', async (t) => {
   const cases: [string, string, boolean][] = [
     ['*.conf', 'a.conf', true],
@@ -819,11 +841,21 @@ t.test('matchName is glob(3) on one name', async (t) => {
     ['[!', '[!', true],
     ['\\*', '*', true],
     ['\\*', 'a', false],
-    ['a\\', 'a\\', true],
+    // A lone "\\" at the end matches nothing, as in glibc's fnmatch.
+    ['a\\', 'a\\', false],
+    // An escaped leading dot is a dot, as in glibc (FNM_PERIOD).
+    ['\\.x', '.x', true],
+    ['\\.*', '.x', true],
+    ['?x', '.x', false],
     ['[\x80-\xff]', '\xe9', true],
     ['[.]*', '.x', false],
   ]
   for (const [pattern, name, want] of cases) t.equal(matchName(pattern, name), want, `${JSON.stringify(pattern)} ${JSON.stringify(name)}`)
+  // Linear, not exponential in the number of "*": this took minutes with backtracking into every "*".
+  const started = process.hrtime.bigint()
+  t.equal(matchName('*a'.repeat(40) + 'b', 'a'.repeat(255)), false)
+  t.equal(matchName('*a'.repeat(40) + '*', 'a'.repeat(255)), true)
+  t.ok(process.hrtime.bigint() - started < 1_000_000_000n, 'in well under a second')
 })
 
 t.test('detectMode and the view of the real /', async (t) => {

@@ -1,0 +1,165 @@
+// The plan model against the real shim over random host trees.
+//
+// Each tree (test/lib/randomtree.ts) is made on disk, planned by
+// launcher/plan.ts, and run with the compiled shim in a bwrap container with
+// the tree at /run/host (container mode) and, for some, with the tree as "/"
+// (host mode). With the debug variable set, the shim's stderr must be the
+// model's bytes: the debug lines and then what the exec'd program did (the
+// fake loaders are refused by execve: "cannot execute ... Permission denied",
+// 126; static targets are busybox: "NAME: applet not found", 127), or the one
+// line of a failure and its exit code.
+//
+// HOSTSHIM_DIFF_SEED=N reruns the trees of a failed run (the seed is printed);
+// HOSTSHIM_DIFF_TREES=N sets how many (default 240).
+
+import { readFileSync, statSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import t from 'tap'
+import type { ShimConfig } from '../../launcher/config.js'
+import { readElf, toHostBytes, type Mode, type Plan } from '../../launcher/plan.js'
+import { ARCHES } from '../../launcher/arch.js'
+import { BWRAP, HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost } from '../lib/container.js'
+import { memoryFile } from '../lib/fuzz.js'
+import { buildTree, copyRealFiles, planTree, shimConfig, type RealFiles } from '../lib/hosttree.js'
+import { describeEntry, randomTree, type RandomTree, type ShimChoice } from '../lib/randomtree.js'
+import { COMPILE_TIMEOUT_MS, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { debugEnv, expectedOutput, runShim } from '../lib/shimrun.js'
+
+const SEED = Number(process.env.HOSTSHIM_DIFF_SEED ?? Math.floor(Math.random() * 2 ** 31))
+const TREES = Number(process.env.HOSTSHIM_DIFF_TREES ?? 240)
+t.setTimeout(COMPILE_TIMEOUT_MS + TREES * 2000)
+
+const scratch = await makeScratchDir('differential')
+t.teardown(async () => {
+  await removeScratchDir(scratch)
+  await removeBuiltShims()
+})
+const real: RealFiles = copyRealFiles(join(scratch, 'real'))
+const root = await makeBusyboxRoot(join(scratch, 'root'))
+
+const FIELDS: Readonly<Record<ShimChoice, ShimFields>> = {
+  toolbox: { name: 'toolbox', target: '/usr/bin/toolbox', libDirs: ['/opt/vendor/lib', '/usr/lib/extra'] },
+  tb: { name: 'tb', target: '/usr/libexec/toolbox/toolbox', argv0: false, env: { TB: '1' } },
+}
+const shims = {
+  toolbox: { path: await buildShim(FIELDS.toolbox), config: shimConfig(FIELDS.toolbox) },
+  tb: { path: await buildShim(FIELDS.tb), config: shimConfig(FIELDS.tb) },
+}
+const busyboxIno = statSync(real.busybox).ino
+
+/** Where the shim sits in host mode: a file in the tree itself (made before planning, so both see it). */
+const HOST_AT = (name: string) => `/.shim/${name}`
+
+/**
+ * What the exec'd file does when the kernel runs it: busybox says "applet
+ * not found", a fake loader (PT_INTERP "/") is refused with EACCES; anything
+ * else (a crafted program run directly in host mode) is not predicted.
+ */
+function outcomeOf(tree: string, plan: Plan & { ok: true }, mode: Mode): { kind: 'EACCES' | 'applet' | 'any' } {
+  const hostPath = mode === 'container' ? plan.exec.slice(HOST_ROOT.length) : plan.exec
+  const file = join(tree, hostPath)
+  if (statSync(file).ino === busyboxIno) return { kind: 'applet' }
+  const elf = readElf(memoryFile(readFileSync(file)), ARCHES.x86_64)
+  return { kind: elf.ok && elf.interp === '/' ? 'EACCES' : 'any' }
+}
+
+interface Verdict {
+  readonly ok: boolean
+  readonly detail: string
+}
+
+function compare(config: ShimConfig, plan: Plan, tree: string, mode: Mode, status: number | null, stderr: Buffer): Verdict {
+  let want: Buffer
+  let wantStatus: number | undefined
+  let prefixOnly = false
+  if (!plan.ok) {
+    ;({ stderr: want, status: wantStatus } = expectedOutput(config, plan, true))
+  } else {
+    const outcome = outcomeOf(tree, plan, mode)
+    if (outcome.kind === 'EACCES') ({ stderr: want, status: wantStatus } = expectedOutput(config, plan, true, 'EACCES'))
+    else {
+      want = expectedOutput(config, plan, true).stderr
+      if (outcome.kind === 'applet') {
+        want = Buffer.concat([want, toHostBytes(`${basename(plan.argv[0] ?? '')}: applet not found\n`)])
+        wantStatus = 127
+      } else prefixOnly = true
+    }
+  }
+  const got = prefixOnly ? stderr.subarray(0, want.length) : stderr
+  const ok = got.equals(want) && (prefixOnly || status === wantStatus)
+  return {
+    ok,
+    detail: ok ? '' : `expected exit ${wantStatus ?? 'any'} and stderr${prefixOnly ? ' starting with' : ''}:\n${want.toString('latin1')}\ngot exit ${status} and stderr:\n${stderr.toString('latin1')}`,
+  }
+}
+
+function describeTree(tree: RandomTree): string {
+  return [
+    `seed ${tree.seed} (rerun: HOSTSHIM_DIFF_SEED=${tree.seed} HOSTSHIM_DIFF_TREES=1)`,
+    `shim ${tree.shim}, args ${JSON.stringify(tree.args)}`,
+    ...tree.notes.map((n) => `  ${n}`),
+    'tree:',
+    ...Object.entries(tree.spec).map(([path, entry]) => `  ${path}  ${describeEntry(entry)}`),
+  ].join('\n')
+}
+
+t.test(`${TREES} random host trees: the shim prints what the model says`, async (t) => {
+  t.comment(`seed ${SEED} (HOSTSHIM_DIFF_SEED=${SEED} reruns these trees)`)
+  const tally = new Map<string, number>()
+  const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1)
+  let failures = 0
+  for (let i = 0; i < TREES; i++) {
+    const tree = randomTree(SEED + i, real)
+    const { path: shim, config } = shims[tree.shim]
+    const dir = buildTree(join(scratch, `t${i}`), { ...tree.spec, [HOST_AT(config.name)]: { file: '', mode: 0o644 } })
+    const at = `/usr/bin/${config.name}`
+
+    const plan = planTree(config, dir, [at, ...tree.args], 'container')
+    count(plan.ok ? (plan.loader === null ? 'container: direct exec' : 'container: via the loader') : `container: ${plan.what} ${plan.errno}`)
+    const run = runShim({ root, tree: dir, shim, at, argv: [at, ...tree.args] })
+    const v = compare(config, plan, dir, 'container', run.status, run.stderr)
+    if (!v.ok) {
+      failures++
+      t.fail(`container mode differs\n${describeTree(tree)}\n${v.detail}`)
+    }
+
+    if (tree.hostMode) {
+      const hostAt = HOST_AT(config.name)
+      const hostPlan = planTree(config, dir, [hostAt, ...tree.args], 'host')
+      count(hostPlan.ok ? (hostPlan.loader === null ? 'host: direct exec' : 'host: via the loader') : `host: ${hostPlan.what} ${hostPlan.errno}`)
+      // The tree is "/": no /run/host, so the shim is in host mode.
+      const r = runHost(BWRAP, ['--bind', dir, '/', '--ro-bind', shim, hostAt, '--chdir', '/', '--die-with-parent', '--', hostAt, ...tree.args], {
+        env: debugEnv(),
+      })
+      const hv = compare(config, hostPlan, dir, 'host', r.status, r.stderr)
+      if (!hv.ok) {
+        failures++
+        t.fail(`host mode differs\n${describeTree(tree)}\n${hv.detail}`)
+      }
+    }
+    if (failures >= 5) break
+  }
+  t.equal(failures, 0, `no difference in ${TREES} trees`)
+  t.comment([...tally].sort().map(([k, n]) => `${String(n).padStart(4)}  ${k}`).join('\n'))
+  // The mix is wide enough to mean something.
+  const kinds = [...tally.keys()]
+  t.ok(kinds.some((k) => k === 'container: via the loader'), 'some trees run through the loader')
+  t.ok(kinds.some((k) => k === 'container: direct exec'), 'some run a static target directly')
+  t.ok(kinds.filter((k) => k.startsWith('container: ') && !k.includes('exec') && !k.includes('loader')).length >= 4, 'and several kinds of failure')
+  t.ok(kinds.some((k) => k.startsWith('host: ')), 'some run in host mode')
+})
+
+t.test('the real host, seen from a container, for a few real programs', async (t) => {
+  for (const target of ['/usr/bin/env', '/bin/true', '/usr/bin/id', '/bin/busybox']) {
+    const fields: ShimFields = { name: 'real', target, libDirs: ['/usr/local/lib'] }
+    const config = shimConfig(fields)
+    const plan = planTree(config, '/', ['/usr/bin/real', '--version'], 'container')
+    const run = runShim({ root, tree: '/', shim: await buildShim(fields), at: '/usr/bin/real', argv: ['/usr/bin/real', '--version'] })
+    const debug = expectedOutput(config, plan, true).stderr
+    t.equal(run.stderr.subarray(0, debug.length).toString('latin1'), debug.toString('latin1'), `${target}: the debug lines are the model's`)
+  }
+})
+
+t.test('no mount leaked into the test process', async (t) => {
+  assertNoStrayMounts(t, [scratch])
+})

@@ -1,0 +1,121 @@
+// Running a real shim against a host tree, and what the plan model says it
+// must print: the bridge between test/lib/container.ts (bwrap) and
+// launcher/plan.ts (the model).
+//
+// With `trace`, the run happens under `strace -ff -e trace=%file`; the shim's
+// own file system calls (from its execve to the next one) come back, so a
+// test can check that every path the shim touched lies inside the host root:
+// it follows no link the kernel's way, magic links included.
+
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { FAILURES, STRERROR, formatDebug, toHostBytes, type Errno, type Plan } from '../../launcher/plan.js'
+import type { ShimConfig } from '../../launcher/config.js'
+import { CONTAINER_ENV, HOST_ROOT, runInContainer, type Bind, type RunResult } from './container.js'
+import { DEBUG_ENV } from './shims.js'
+
+export const STRACE = '/usr/bin/strace'
+
+export interface ShimRunOptions {
+  /** the container's root (a busybox root) */
+  readonly root: string
+  /** the host tree, bound at HOST_ROOT */
+  readonly tree: string
+  /** the compiled shim, bound read-only at `at` */
+  readonly shim: string
+  /** where the shim sits in the container (default /usr/bin/NAME of its config) */
+  readonly at: string
+  /** the command (default: [at]) */
+  readonly argv?: readonly string[]
+  /** the whole environment (default CONTAINER_ENV + the debug variable) */
+  readonly env?: Readonly<Record<string, string>>
+  readonly binds?: readonly Bind[]
+  /** strace output prefix: turns tracing on */
+  readonly trace?: string
+}
+
+export interface FileCall {
+  readonly call: string
+  /** the first string argument: the path */
+  readonly path: string
+}
+
+export interface ShimRun extends RunResult {
+  /** the shim's file system calls, with `trace` */
+  readonly calls?: readonly FileCall[]
+  /** the path of the execve that replaced the shim, if one succeeded or was tried */
+  readonly execPath?: string
+}
+
+export function debugEnv(): Record<string, string> {
+  return { ...CONTAINER_ENV, [DEBUG_ENV]: '1' }
+}
+
+/** strace's quoted string back to bytes (its default escapes: \\ \" \n \t \r \v \f \NNN \xHH). */
+function unquote(s: string): string {
+  return s.replace(/\\(x[0-9a-f]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
+    if (e.startsWith('x')) return String.fromCharCode(parseInt(e.slice(1), 16))
+    if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8))
+    return ({ n: '\n', t: '\t', r: '\r', v: '\v', f: '\f' } as Record<string, string>)[e] ?? e
+  })
+}
+
+/** The calls of one strace -ff file after the execve of `shimPath`, up to and with the next execve. */
+export function shimCalls(trace: string, shimPath: string): { calls: FileCall[]; execPath?: string } | undefined {
+  const lines = trace.split('\n')
+  const parsed = lines
+    .map((line) => /^(\w+)\((?:AT_FDCWD, |-?\d+, )?"((?:[^"\\]|\\.)*)"/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ call: m[1] as string, path: unquote(m[2] as string) }))
+  const start = parsed.findIndex((c) => c.call === 'execve' && c.path === shimPath)
+  if (start < 0) return undefined
+  const rest = parsed.slice(start + 1)
+  const next = rest.findIndex((c) => c.call === 'execve')
+  const calls = next < 0 ? rest : rest.slice(0, next + 1)
+  return next < 0 ? { calls } : { calls, execPath: (rest[next] as FileCall).path }
+}
+
+/** Run the shim in a container with the tree at HOST_ROOT. */
+export function runShim(opts: ShimRunOptions): ShimRun {
+  const run = runInContainer({
+    root: opts.root,
+    host: opts.tree,
+    binds: [[opts.shim, opts.at, 'ro'], ...(opts.binds ?? [])],
+    argv: opts.argv ?? [opts.at],
+    env: opts.env ?? debugEnv(),
+    ...(opts.trace === undefined ? {} : { wrapper: [STRACE, '-ff', '-qq', '-s', '8192', '-e', 'trace=%file', '-o', opts.trace] }),
+  })
+  if (opts.trace === undefined) return run
+  const dir = join(opts.trace, '..')
+  const base = opts.trace.slice(dir.length + 1)
+  for (const f of readdirSync(dir).filter((f) => f.startsWith(`${base}.`))) {
+    const found = shimCalls(readFileSync(join(dir, f), 'latin1'), opts.at)
+    if (found) return { ...run, ...found }
+  }
+  throw new Error(`strace saw no execve of ${opts.at} (files ${opts.trace}.*)`)
+}
+
+/** A path the shim may touch: "/" and the host root (section 1), everything else below the host root. */
+export function insideHostRoot(path: string, hostRoot: string = HOST_ROOT): boolean {
+  return path === '/' || path === hostRoot || path.startsWith(`${hostRoot}/`)
+}
+
+/**
+ * What a shim run must print on stderr and exit with, by the plan: a failure
+ * is its one line and 126/127; a run is the debug lines (when `debug`), then
+ * whatever `outcome` says the exec'd program did: `ran` (nothing more from
+ * the shim) or an errno of the shim's own execve (its "cannot execute" line,
+ * 126 or 127).
+ */
+export function expectedOutput(
+  config: ShimConfig,
+  plan: Plan,
+  debug: boolean,
+  outcome: 'ran' | Errno = 'ran',
+): { stderr: Buffer; status: number | undefined } {
+  if (!plan.ok) return { stderr: toHostBytes(`${plan.message}\n`), status: plan.exitCode }
+  const lines = debug ? toHostBytes(formatDebug(config, plan)) : Buffer.alloc(0)
+  if (outcome === 'ran') return { stderr: lines, status: undefined }
+  const failure = toHostBytes(`${config.name}: ${FAILURES.exec}: ${plan.exec}: ${STRERROR[outcome]}\n`)
+  return { stderr: Buffer.concat([lines, failure]), status: outcome === 'ENOENT' || outcome === 'ENOTDIR' ? 127 : 126 }
+}
