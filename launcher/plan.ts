@@ -90,6 +90,8 @@ export const LIMITS = {
   phdrBytes: 65536,
   /** bytes at the start of a loader searched for "--argv0" */
   argv0ScanBytes: 16 << 20,
+  /** section headers read to find a loader's .rodata; more, and the whole file is searched */
+  sectionHeaders: 128,
   /**
    * the run's work budget: 1 per resolution and per lstat, 1 + the pattern's
    * length per directory entry an include pattern is tried on. Three
@@ -303,6 +305,7 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string, bu
 const ET_EXEC = 2
 const ET_DYN = 3
 const PT_INTERP = 3
+const SHT_PROGBITS = 1
 const ELF_MAGIC = '\x7fELF'
 const OFF_MAX = 2n ** 63n - 1n
 
@@ -366,17 +369,60 @@ function openProgram(view: HostView, arch: Arch, r: Resolved): ProgramVerdict {
   return { ok: true, interp: elf.interp, file }
 }
 
-/** glibc 2.33 added --argv0; older loaders refuse an option they do not know. */
-function knowsArgv0(file: HostFile, fileSize: number): boolean {
-  // Decided: the first argv0ScanBytes only, so that a huge sparse "loader" cannot stall the shim.
-  const size = Math.min(fileSize, LIMITS.argv0ScanBytes)
-  if (size <= 0) return false
+/**
+ * Where the loader's .rodata is (its option strings live there), from its
+ * section headers; undefined when they do not say. The shim's find_rodata().
+ */
+function findRodata(file: HostFile, arch: Arch): { offset: bigint; length: number } | undefined {
+  const wide = arch.elfClass === 2
+  const little = arch.byteOrder === 1
+  const eh = readExact(file, 0n, wide ? 64 : 52)
+  if (!eh) return undefined
+  const u16 = (b: Buffer, at: number) => (little ? b.readUInt16LE(at) : b.readUInt16BE(at))
+  const u32 = (b: Buffer, at: number) => (little ? b.readUInt32LE(at) : b.readUInt32BE(at))
+  const word = (b: Buffer, at: number): bigint =>
+    wide ? (little ? b.readBigUInt64LE(at) : b.readBigUInt64BE(at)) : BigInt(u32(b, at))
+  const shoff = word(eh, wide ? 40 : 32)
+  const shentsize = u16(eh, wide ? 58 : 46)
+  const shnum = u16(eh, wide ? 60 : 48)
+  const shstrndx = u16(eh, wide ? 62 : 50)
+  if (shoff === 0n || shentsize !== (wide ? 64 : 40) || shnum < 1 || shnum > LIMITS.sectionHeaders || shstrndx >= shnum) return undefined
+  const sh = readExact(file, shoff, shnum * shentsize)
+  if (!sh) return undefined
+  // Section header fields: sh_name, sh_type, then (64-bit) offset at 24 and size at 32, (32-bit) 16 and 20.
+  const offsetOf = (i: number) => word(sh, i * shentsize + (wide ? 24 : 16))
+  const sizeOf = (i: number) => word(sh, i * shentsize + (wide ? 32 : 20))
+  const namesOffset = offsetOf(shstrndx)
+  if (namesOffset > OFF_MAX) return undefined
+  const want = Number(sizeOf(shstrndx) < 4095n ? sizeOf(shstrndx) : 4095n)
+  const names = file.read(namesOffset, want)
+  if (isHostErr(names)) return undefined
+  for (let i = 0; i < shnum; i++) {
+    const name = u32(sh, i * shentsize)
+    if (u32(sh, i * shentsize + 4) !== SHT_PROGBITS || name >= names.length) continue
+    const end = names.indexOf(0, name)
+    if (names.toString('latin1', name, end < 0 ? names.length : end) !== '.rodata') continue
+    const size = sizeOf(i)
+    return { offset: offsetOf(i), length: size > BigInt(LIMITS.argv0ScanBytes) ? LIMITS.argv0ScanBytes : Number(size) }
+  }
+  return undefined
+}
+
+/**
+ * glibc 2.33 added --argv0; older loaders refuse an option they do not know.
+ * Searched in the loader's .rodata when its section headers name one, else in
+ * the file from its start; argv0ScanBytes at most either way, so that a huge
+ * sparse "loader" cannot stall the shim.
+ */
+function knowsArgv0(file: HostFile, fileSize: number, arch: Arch): boolean {
+  const where = findRodata(file, arch) ?? { offset: 0n, length: fileSize }
+  const size = Math.min(where.length, LIMITS.argv0ScanBytes)
+  if (size <= 0 || where.offset > OFF_MAX) return false
   const chunks: Buffer[] = []
   let have = 0
   while (have < size) {
-    const got = file.read(BigInt(have), size - have)
-    if (isHostErr(got)) return false
-    if (got.length === 0) break
+    const got = file.read(where.offset + BigInt(have), size - have)
+    if (isHostErr(got) || got.length === 0) break
     chunks.push(got)
     have += got.length
   }
@@ -692,7 +738,7 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
   }
   const loader = openProgram(view, arch, l)
   if (!loader.ok) throw new Bail(loader.wrongArch ? 'wrongArch' : 'loaderBad', l.full, loader.errno)
-  const argv0 = config.argv0 && argv.length > 0 && knowsArgv0(loader.file, l.stat.size)
+  const argv0 = config.argv0 && argv.length > 0 && knowsArgv0(loader.file, l.stat.size, arch)
   loader.file.close()
 
   // 6. The library path: the loader's own directory first, that is where its libc is.

@@ -18,6 +18,11 @@ export class CCode {
   static {
     trusted = (text) => new CCode(text)
   }
+  /** Emitted pieces, one after the other. */
+  static join(parts: readonly CCode[]): CCode {
+    for (const part of parts) if (!(part instanceof CCode)) throw new TypeError('CCode.join: a part is not CCode')
+    return trusted(parts.map((part) => part.text).join(''))
+  }
   toString(): string {
     return this.text
   }
@@ -47,6 +52,15 @@ export function cString(value: string): CCode {
 export function cInt(value: number): CCode {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`not a C integer constant: ${value}`)
   return trusted(String(value))
+}
+
+/**
+ * A C constant's name from hostshim's own tables (errno names such as
+ * ENOENT), never from a config: upper case, digits and underscores only.
+ */
+export function cConstant(name: string): CCode {
+  if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new RangeError(`not a C constant name: ${JSON.stringify(name)}`)
+  return trusted(name)
 }
 
 /** 1 or 0. */

@@ -8,8 +8,8 @@ import type { Arch } from '../launcher/arch.js'
 import type { ShimConfig } from '../launcher/config.js'
 import { VERSION } from '../launcher/version.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, shimMark } from '../launcher/mark.js'
-import { FAILURES } from '../launcher/plan.js'
-import { c, cBool, cInt, cString, cStringArray, type CCode } from './emit.js'
+import { FAILURES, STRERROR } from '../launcher/plan.js'
+import { c, cBool, cConstant, cInt, cString, cStringArray, CCode } from './emit.js'
 import { chainloadBlock } from './chainload.js'
 
 function configBlock(config: ShimConfig, arch: Arch): CCode {
@@ -90,14 +90,35 @@ ${BODY}`.text
 
 const VERSION_PARTS = VERSION.split('.').map(Number) as [number, number, number]
 
+/*
+ * strerror(3) for the errors the shim can report, from the plan model's
+ * table: the two cannot disagree, and musl's full table would be 2.5 KiB of
+ * shim.
+ */
+function reasons(): CCode {
+  const cases = Object.entries(STRERROR).map(([name, text]) => c`	case ${cConstant(name)}:
+		return ${cString(text)};
+`)
+  return c`static const char *reason(int err)
+{
+	switch (err) {
+${CCode.join(cases)}	}
+	return "No error information";
+}`
+}
+
+const REASONS = reasons()
+
 // The program itself: no config values below this line.
 const BODY = c`
 #if WIDE
 typedef Elf64_Ehdr Ehdr;
 typedef Elf64_Phdr Phdr;
+typedef Elf64_Shdr Shdr;
 #else
 typedef Elf32_Ehdr Ehdr;
 typedef Elf32_Phdr Phdr;
+typedef Elf32_Shdr Shdr;
 #endif
 
 enum {
@@ -110,6 +131,7 @@ enum {
 	MAX_INTERP = 4096,	/* PATH_MAX: binfmt_elf refuses a longer PT_INTERP */
 	MAX_PHDRS = 65536,	/* bytes: binfmt_elf refuses a larger header table */
 	MAX_SCAN = 16 << 20,	/* bytes of a loader searched for "--argv0" */
+	MAX_SHDRS = 128,	/* section headers read to find a loader's .rodata */
 };
 
 /*
@@ -178,6 +200,8 @@ static void flush(void)
 	line_len = 0;
 }
 
+${REASONS}
+
 /*
  * The one way to fail: "NAME: what: path: reason", then 127 or 126. The path
  * is escaped as in debug output: a newline in a host path must not forge a
@@ -191,7 +215,7 @@ static _Noreturn void bail(const char *what, const char *path, int err)
 	put(": ");
 	put_escaped(path);
 	put(": ");
-	put(strerror(err));
+	put(reason(err));
 	flush();
 	_exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
@@ -373,7 +397,8 @@ static int open_program(const char *path, const struct stat *st, char *interp, i
 		errno = EACCES;
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* openat(), not open(): musl's open() follows O_CLOEXEC with an fcntl(). */
+	fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	*has_interp = read_elf(fd, interp);
@@ -384,28 +409,83 @@ static int open_program(const char *path, const struct stat *st, char *interp, i
 	return fd;
 }
 
+/*
+ * Search bytes [off, off + len) of a file for "--argv0", a page at a time
+ * through one small buffer: mapping the whole loader cost more page faults
+ * than the rest of the shim's work together. memchr + memcmp, because
+ * memmem(3) would cost a kilobyte of shim.
+ */
+static int scan_argv0(int fd, off_t off, size_t len)
+{
+	char buf[4096 + 6];
+	size_t keep = 0;
+
+	if (len > MAX_SCAN)
+		len = MAX_SCAN;
+	while (len) {
+		ssize_t got = pread(fd, buf + keep, len < 4096 ? len : 4096, off);
+		const char *p, *end;
+		size_t have;
+
+		if (got <= 0)
+			return 0;
+		off += got;
+		len -= (size_t)got;
+		have = keep + (size_t)got;
+		if (have >= 7)
+			for (p = buf, end = buf + have - 6; p < end && (p = memchr(p, '-', (size_t)(end - p))); p++)
+				if (!memcmp(p, "--argv0", 7))
+					return 1;
+		/* A match may straddle two reads: carry the last six bytes over. */
+		keep = have < 6 ? have : 6;
+		memmove(buf, buf + have - keep, keep);
+	}
+	return 0;
+}
+
+/*
+ * The loader's .rodata, where its option strings are: a tenth of the file.
+ * Leaves off and len alone when the section headers do not say.
+ */
+static void find_rodata(int fd, off_t *off, size_t *len)
+{
+	static Shdr sh[MAX_SHDRS];
+	char names[4096];
+	size_t size, i;
+	ssize_t got;
+	Ehdr eh;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || !eh.e_shoff ||
+	    eh.e_shentsize != sizeof(Shdr) || eh.e_shnum < 1 || eh.e_shnum > MAX_SHDRS ||
+	    eh.e_shstrndx >= eh.e_shnum)
+		return;
+	size = (size_t)eh.e_shnum * sizeof(Shdr);
+	if (pread(fd, sh, size, (off_t)eh.e_shoff) != (ssize_t)size)
+		return;
+	size = sh[eh.e_shstrndx].sh_size < sizeof(names) - 1 ? sh[eh.e_shstrndx].sh_size : sizeof(names) - 1;
+	got = pread(fd, names, size, (off_t)sh[eh.e_shstrndx].sh_offset);
+	if (got < 0)
+		return;
+	names[got] = 0;
+	for (i = 0; i < eh.e_shnum; i++)
+		if (sh[i].sh_type == SHT_PROGBITS && sh[i].sh_name < (size_t)got &&
+		    !strcmp(names + sh[i].sh_name, ".rodata")) {
+			*off = (off_t)sh[i].sh_offset;
+			*len = (size_t)sh[i].sh_size;
+			return;
+		}
+}
+
 /* --argv0 came with glibc 2.33; older loaders (RHEL 8, Ubuntu 20.04) reject it. */
 static int knows_argv0(int fd, const struct stat *st)
 {
-	/* The first MAX_SCAN bytes only: a huge, sparse "loader" must not stall the shim. */
-	size_t size = st->st_size < MAX_SCAN ? (size_t)st->st_size : MAX_SCAN;
-	const char *p, *end;
-	void *map;
-	int found = 0;
+	off_t off = 0;
+	size_t len = (size_t)st->st_size;
 
-	if (!PASS_ARGV0 || size < 7)
+	if (!PASS_ARGV0)
 		return 0;
-	map = mmap(0, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED)
-		return 0;
-	/* memchr + memcmp: memmem(3) would cost a kilobyte of shim. The last start is size - 7. */
-	for (p = map, end = p + size - 6; p < end && (p = memchr(p, '-', (size_t)(end - p))); p++)
-		if (!memcmp(p, "--argv0", 7)) {
-			found = 1;
-			break;
-		}
-	munmap(map, size);
-	return found;
+	find_rodata(fd, &off, &len);
+	return scan_argv0(fd, off, len);
 }
 
 /* The library path, built as "dir:dir:...", and the length of each entry. */
@@ -558,7 +638,7 @@ static void include(const char *pattern, const char *from, int depth)
 	if (resolve(dir_len > 1 ? path : "/", full, &st) < 0 || !S_ISDIR(st.st_mode))
 		return;
 	path[dir_len - 1] = '/';
-	fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(AT_FDCWD, full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	for (;;) {
@@ -620,7 +700,7 @@ static void read_conf(const char *path, int depth)
 	if (depth > MAX_DEPTH || n_conf >= MAX_CONF_FILES || resolve(path, full, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	n_conf++;
-	fd = open(full, O_RDONLY | O_CLOEXEC);
+	fd = openat(AT_FDCWD, full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	buf = text[depth];

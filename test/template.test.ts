@@ -58,7 +58,7 @@ t.test('user text never lands in a comment, a # line or an identifier', async (t
   const comments = cComments(source)
   t.ok(comments.length > 10, 'the scanner finds the template\'s comments')
   for (const comment of comments) {
-    t.notMatch(comment, /evil|opt/, 'comment free of user text')
+    t.notMatch(comment, /evil|\/opt\/|\/lib\/\*/, 'comment free of user text')
   }
   t.match(source, 'static const char TARGET[] = "/opt/*/ x\\012#include <evil.h>\\012\\?\\?/\\"\\\\";')
 })
