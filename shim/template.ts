@@ -243,7 +243,8 @@ static const char *in_root(const char *path, char *out)
  */
 static int resolve(const char *path, char *out, struct stat *st)
 {
-	char todo[PATH_MAX], link[PATH_MAX];
+	/* Not on the stack: see scratch below. resolve() never re-enters itself. */
+	static char todo[PATH_MAX], link[PATH_MAX];
 	size_t len = root_len, links = 0;
 	char *p = todo;
 	int stale = 1;	/* *st does not describe out yet */
@@ -488,6 +489,14 @@ static int knows_argv0(int fd, const struct stat *st)
 	return scan_argv0(fd, off, len);
 }
 
+/*
+ * One full path at a time, for add_dir(), read_conf() and include(): each
+ * needs it only until its next call. Every page the shim touches for the
+ * first time is a page fault, dearer on a VM than any syscall here, so path
+ * buffers stay off the stack where each nested call would touch new pages.
+ */
+static char scratch[PATH_MAX];
+
 /* The library path, built as "dir:dir:...", and the length of each entry. */
 static char lp[MAX_DIRS * PATH_MAX];
 static size_t lp_len, entry_len[MAX_DIRS];
@@ -507,7 +516,7 @@ static int listed(const char *full, size_t n)
 
 static void add_dir(const char *path)
 {
-	char full[PATH_MAX];
+	char *full = scratch;
 	struct stat st;
 	size_t n;
 
@@ -607,7 +616,8 @@ static void include(const char *pattern, const char *from, int depth)
 {
 	/* Per depth, outside the stack, as read_conf()'s text. */
 	static char all_names[MAX_DEPTH + 1][16384];
-	char path[PATH_MAX], full[PATH_MAX], *names = all_names[depth], *match_[MAX_MATCHES];
+	static char all_paths[MAX_DEPTH + 1][PATH_MAX], *all_matches[MAX_DEPTH + 1][MAX_MATCHES];
+	char *path = all_paths[depth], *full = scratch, *names = all_names[depth], **match_ = all_matches[depth];
 	const char *base;
 	size_t dir_len, used = 0, n = 0, i, j, cost;
 	struct stat st;
@@ -615,14 +625,14 @@ static void include(const char *pattern, const char *from, int depth)
 	int fd;
 
 	if (pattern[0] == '/') {
-		if (strlen(pattern) >= sizeof(path))
+		if (strlen(pattern) >= PATH_MAX)
 			return;
 		strcpy(path, pattern);
 	} else {
 		const char *slash = strrchr(from, '/');
 		size_t head = (size_t)(slash - from) + 1;
 
-		if (head + strlen(pattern) >= sizeof(path))
+		if (head + strlen(pattern) >= PATH_MAX)
 			return;
 		memcpy(path, from, head);
 		strcpy(path + head, pattern);
@@ -642,7 +652,7 @@ static void include(const char *pattern, const char *from, int depth)
 	if (fd < 0)
 		return;
 	for (;;) {
-		char buf[4096] __attribute__((aligned(8)));
+		static char buf[4096] __attribute__((aligned(8)));
 		long off = 0;
 
 		/* getdents(2), not opendir(3): no malloc in the shim. */
@@ -676,7 +686,7 @@ listed_all:
 			match_[j - 1] = t;
 		}
 	for (i = 0; i < n; i++) {
-		if (dir_len + strlen(match_[i]) >= sizeof(path))
+		if (dir_len + strlen(match_[i]) >= PATH_MAX)
 			continue;
 		strcpy(path + dir_len, match_[i]);
 		read_conf(path, depth + 1);
@@ -692,7 +702,7 @@ static void read_conf(const char *path, int depth)
 	 * limit under 1 MiB crashed.
 	 */
 	static char text[MAX_DEPTH + 1][MAX_CONF + 1];
-	char full[PATH_MAX], *buf, *p, *next;
+	char *full = scratch, *buf, *p, *next;
 	struct stat st;
 	ssize_t n;
 	int fd;
