@@ -2,8 +2,8 @@
 //
 // zig comes from the pinned npm package, or from $ZIG, or from PATH. Every
 // compile is keyed by everything that can change its output (source, target,
-// flags, zig's version), so an unchanged config is answered from a
-// content-addressed cache without running zig at all.
+// flags, zig's version, the post-link strip pass), so an unchanged config is
+// answered from a content-addressed cache without running zig at all.
 
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -15,6 +15,7 @@ import { delimiter, dirname, join } from 'node:path'
 import type { Arch } from './arch.js'
 import type { ShimMode } from './config.js'
 import { ToolchainError, q } from './errors.js'
+import { STRIP_VERSION, stripSections } from './strip.js'
 
 export interface Zig {
   readonly path: string
@@ -95,10 +96,14 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'hostshim')
 }
 
-/** The cache key: everything that decides the bytes zig produces. */
+/**
+ * The cache key: everything that decides the bytes a compile produces, zig's
+ * and then stripSections' (STRIP_VERSION, so entries from before a change
+ * to the strip pass, or from before it existed, are never reused).
+ */
 export function cacheKey(zig: Zig, arch: Arch, source: string, mode: ShimMode = 'exec'): string {
   return createHash('sha256')
-    .update(JSON.stringify({ zig: zig.version, args: compileArgs(arch, 'shim.c', 'shim', mode) }))
+    .update(JSON.stringify({ zig: zig.version, args: compileArgs(arch, 'shim.c', 'shim', mode), strip: STRIP_VERSION }))
     .update('\0')
     .update(source)
     .digest('hex')
@@ -111,8 +116,10 @@ export interface CompileResult {
 }
 
 /**
- * Compile one shim, or take it from the cache. The cache holds only binaries
- * zig produced from exactly this key; a damaged entry is rebuilt.
+ * Compile one shim, or take it from the cache. zig's output goes through
+ * stripSections (launcher/strip.ts: no section headers, no .comment) before
+ * it is cached and returned. The cache holds only binaries made from exactly
+ * this key; a damaged entry is rebuilt.
  */
 export async function compileShim(
   zig: Zig,
@@ -141,7 +148,9 @@ export async function compileShim(
       const e = error as NodeJS.ErrnoException & { stderr?: string }
       throw new ToolchainError(`zig failed to compile the shim for ${arch.name}`, [zig.path, ...args], e.stderr ?? String(e.message))
     }
-    const binary = await readFile(join(work, 'shim'))
+    // Whatever the kernel never reads goes; a file stripSections does not
+    // understand is kept as zig wrote it (verifyShim judges it either way).
+    const binary = stripSections(await readFile(join(work, 'shim')))
     await mkdir(cacheDir, { recursive: true })
     await writeAtomic(entry, binary, 0o644)
     return { binary, cached: false, key }
