@@ -68,6 +68,19 @@ export function cBool(value: boolean): CCode {
   return trusted(value ? '1' : '0')
 }
 
+/**
+ * `"a\000b\000"`: non-empty strings one after the other, each ending in a
+ * NUL, the list ending in the literal's own NUL. Unlike an array of pointers
+ * it needs no relocation: a static-PIE shim stays smaller.
+ */
+export function cStringList(values: readonly string[]): CCode {
+  const parts = values.map((v) => {
+    if (v === '') throw new RangeError('cStringList: an empty string would end the list')
+    return cString(v).text.slice(1, -1)
+  })
+  return trusted(`"${parts.map((p) => `${p}\\000`).join('')}"`)
+}
+
 /** `{ "a", "b", 0 }`: a NULL-terminated initialiser for `const char *const x[]`. */
 export function cStringArray(values: readonly string[]): CCode {
   return trusted(`{ ${[...values.map((v) => cString(v).text), '0'].join(', ')} }`)

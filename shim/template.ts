@@ -9,7 +9,7 @@ import type { ShimConfig } from '../launcher/config.js'
 import { VERSION } from '../launcher/version.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, shimMark } from '../launcher/mark.js'
 import { FAILURES, STRERROR } from '../launcher/plan.js'
-import { c, cBool, cConstant, cInt, cString, cStringArray, CCode } from './emit.js'
+import { c, cBool, cConstant, cInt, cString, cStringArray, cStringList, CCode } from './emit.js'
 import { chainloadBlock } from './chainload.js'
 
 function configBlock(config: ShimConfig, arch: Arch): CCode {
@@ -18,7 +18,7 @@ function configBlock(config: ShimConfig, arch: Arch): CCode {
 static const char TARGET[] = ${cString(config.target)};
 static const char HOST_ROOT[] = ${cString(config.hostRoot)};
 static const char DEBUG_ENV[] = ${cString(config.debugEnv)};
-static const char *const STD_DIRS[] = ${cStringArray(arch.libDirs)};
+static const char STD_DIRS[] = ${cStringList(arch.libDirs)};
 static const char *const EXTRA_DIRS[] = ${cStringArray(config.libDirs)};
 static const char *const SET_ENV[] = ${cStringArray(env)};
 enum {
@@ -809,7 +809,7 @@ extern char **environ;
 int main(int argc, char **argv)
 {
 	char target[PATH_MAX], loader[PATH_MAX], interp[MAX_INTERP], tried[PATH_MAX];
-	const char *host_loader = 0, *path;
+	const char *host_loader = 0, *path, *dir;
 	struct stat st, top;
 	int container = 0, fd, has_interp, argv0 = 0, i;
 	size_t env_n = 0;
@@ -870,8 +870,8 @@ int main(int argc, char **argv)
 		*strrchr(tried, '/') = 0;
 		add_dir(tried[0] ? tried : "/");
 		read_conf("/etc/ld.so.conf", 0);
-		for (i = 0; STD_DIRS[i]; i++)
-			add_dir(STD_DIRS[i]);
+		for (dir = STD_DIRS; *dir; dir += strlen(dir) + 1)
+			add_dir(dir);
 		for (i = 0; EXTRA_DIRS[i]; i++)
 			add_dir(EXTRA_DIRS[i]);
 	}

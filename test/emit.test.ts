@@ -1,5 +1,5 @@
 import t from 'tap'
-import { c, cBool, cInt, cString, cStringArray, CCode } from '../shim/emit.js'
+import { c, cBool, cConstant, cInt, cString, cStringArray, cStringList, CCode } from '../shim/emit.js'
 import { ConfigError } from '../launcher/errors.js'
 
 t.test('printable ASCII passes, the three dangerous characters are escaped', async (t) => {
@@ -49,4 +49,18 @@ t.test('the c tag takes only emitted values', async (t) => {
   t.throws(() => c`x = ${smuggled};`, TypeError)
   // Escapes in the template text are the template author's C, kept raw.
   t.equal(c`'\n'`.text, "'\\n'")
+})
+
+t.test('string lists: NUL after each, none needing a relocation', async (t) => {
+  t.equal(cStringList(['/lib', '/usr/lib']).text, '"/lib\\000/usr/lib\\000"')
+  t.equal(cStringList([]).text, '""')
+  // A digit after the separator stays a digit: octal escapes stop at three.
+  t.equal(cStringList(['a', '1']).text, '"a\\0001\\000"')
+  t.throws(() => cStringList(['a', '']), RangeError)
+})
+
+t.test('constants from hostshim\'s own tables only', async (t) => {
+  t.equal(cConstant('ENOENT').text, 'ENOENT')
+  t.throws(() => cConstant('x; system("id")'), RangeError)
+  t.throws(() => cConstant('enoent'), RangeError)
 })

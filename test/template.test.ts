@@ -71,7 +71,7 @@ t.test('each architecture gets its own ELF identity and directories', async (t) 
     t.match(source, `ELF_CLASS = ${arch.elfClass},`)
     t.match(source, `ELF_DATA = ${arch.byteOrder},`)
     t.match(source, `#define WIDE ${arch.elfClass === 2 ? 1 : 0}`)
-    t.match(source, `"/usr/lib/${arch.triplet}"`)
+    t.match(source, `/usr/lib/${arch.triplet}\\000`)
   }
 })
 
