@@ -16,6 +16,7 @@ import { parseElf } from '../launcher/elf.js'
 import { generate } from '../launcher/generate.js'
 import { CFLAGS, compileArgs, findZig, loadZig } from '../launcher/toolchain.js'
 import { TEST_CACHE_DIR } from './lib/shims.js'
+import { readelfHeader } from './lib/readelf.js'
 
 /** Cold: zig builds musl once per target (20 s to a minute each on a small machine). */
 t.setTimeout(30 * 60_000)
@@ -170,13 +171,6 @@ t.test('qemu-user-static has a binary for each', { skip: noQemu }, async (t) => 
   for (const arch of arches) t.ok(existsSync(`/usr/bin/qemu-${arch.qemu}-static`), `${arch.name}: /usr/bin/qemu-${arch.qemu}-static exists`)
 })
 
-/** `readelf -h`'s fields, by name. */
-function readelfHeader(file: string): Map<string, string> {
-  const out = execFileSync('readelf', ['-hW', file], { encoding: 'utf8' })
-  const fields = new Map<string, string>()
-  for (const m of out.matchAll(/^\s+([^:\n]+):\s*(.*)$/gm)) fields.set((m[1] as string).trim(), (m[2] as string).trim())
-  return fields
-}
 
 t.test('a shim built for each entry is what the entry says (readelf -h)', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'hostshim-arch-'))

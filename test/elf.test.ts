@@ -1,6 +1,5 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
-import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
@@ -31,28 +30,10 @@ import {
   type CraftOptions,
   type PlacedSegment,
 } from './lib/elfcraft.js'
+import { readelf } from './lib/readelf.js'
 
 // ---------------------------------------------------------------------------
-// readelf as the reference. Every comparison below is skipped (not faked)
-// when binutils is missing.
-
-const HAVE_READELF = (() => {
-  try {
-    execFileSync('readelf', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-function readelf(file: string, ...flags: string[]): string {
-  return execFileSync('readelf', [...flags, file], {
-    encoding: 'utf8',
-    env: { ...process.env, LC_ALL: 'C' },
-    maxBuffer: 256 * 1024 * 1024,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  })
-}
+// readelf as the reference (test/lib/readelf.ts: required, never skipped).
 
 function readelfInterpreter(out: string): string | null {
   return /\[Requesting program interpreter: (.*)\]/.exec(out)?.[1] ?? null
@@ -177,7 +158,7 @@ const LIBC = '/lib/x86_64-linux-gnu/libc.so.6'
 const BUSYBOX = '/bin/busybox'
 const ON_X86_64 = process.arch === 'x64'
 
-t.test('real dynamic programs agree with readelf', { skip: !HAVE_READELF || !ON_X86_64 }, async (t) => {
+t.test('real dynamic programs agree with readelf', { skip: !ON_X86_64 }, async (t) => {
   t.ok(COMMON_PROGRAMS.length >= 5, 'enough programs to look at')
   for (const file of COMMON_PROGRAMS) {
     t.test(file, async (t) => {
@@ -230,7 +211,7 @@ t.test('the loader: ET_DYN, no PT_INTERP, defines the GLIBC versions', { skip: !
   t.equal(info.versionDefinitions[0]?.base, true)
   t.equal(info.versionDefinitions[0]?.name, 'ld-linux-x86-64.so.2')
   t.same(info.versionsNeeded, [])
-  if (HAVE_READELF) compareWithReadelf(t, LOADER, info)
+  compareWithReadelf(t, LOADER, info)
 })
 
 t.test('libc.so.6 defines GLIBC_2.34 and GLIBC_2.36', { skip: !existsSync(LIBC) || !ON_X86_64 }, async (t) => {
@@ -246,7 +227,7 @@ t.test('libc.so.6 defines GLIBC_2.34 and GLIBC_2.36', { skip: !existsSync(LIBC) 
   t.ok(info.versionsDefined.includes('GLIBC_PRIVATE'), '...but stay in versionsDefined')
   // GLIBC_2.3 inherits from GLIBC_2.2.6, which inherits from GLIBC_2.2.5.
   t.same(info.versionDefinitions.find((d) => d.name === 'GLIBC_2.3')?.parents, ['GLIBC_2.2.6'])
-  if (HAVE_READELF) compareWithReadelf(t, LIBC, info)
+  compareWithReadelf(t, LIBC, info)
 })
 
 t.test('busybox-static: no interpreter, no dynamic section', { skip: !existsSync(BUSYBOX) || !ON_X86_64 }, async (t) => {
@@ -262,10 +243,8 @@ t.test('busybox-static: no interpreter, no dynamic section', { skip: !existsSync
   // Its NT_GNU_PROPERTY_TYPE_0 lives in a PT_NOTE with p_align 8.
   t.ok(info.programHeaders.some((p) => p.type === PT_NOTE && p.align === 8))
   t.ok(findNote(info, 'GNU', 5), 'NT_GNU_PROPERTY_TYPE_0')
-  if (HAVE_READELF) {
-    compareWithReadelf(t, BUSYBOX, info)
-    t.match(readelf(BUSYBOX, '-dW'), /There is no dynamic section/)
-  }
+  compareWithReadelf(t, BUSYBOX, info)
+  t.match(readelf(BUSYBOX, '-dW'), /There is no dynamic section/)
 })
 
 t.test("node's own binary needs GLIBCXX and GLIBC versions", { skip: !ON_X86_64 }, async (t) => {
@@ -280,14 +259,12 @@ t.test("node's own binary needs GLIBCXX and GLIBC versions", { skip: !ON_X86_64 
   t.ok(glibc.every((name) => /^GLIBC_\d+(\.\d+)+$/.test(name)))
   t.same(glibc, [...new Set(glibc)], 'unique')
   t.equal(info.warnings.length, 0)
-  if (HAVE_READELF) {
-    const versions = readelfVersionNeeds(readelf(process.execPath, '-VW'))
-    t.same(info.versionsNeeded, versions)
-    const required = [...new Set(versions.flatMap((v) => v.versions))].filter((v) => /^GLIBC_[0-9.]+$/.test(v))
-    t.same(glibc, [...required].sort(compareVersionNames))
-    t.same(info.dynamic?.needed, readelfDynamic(readelf(process.execPath, '-dW')).needed)
-    t.equal(info.interpreter, readelfInterpreter(readelf(process.execPath, '-lW')))
-  }
+  const versions = readelfVersionNeeds(readelf(process.execPath, '-VW'))
+  t.same(info.versionsNeeded, versions)
+  const required = [...new Set(versions.flatMap((v) => v.versions))].filter((v) => /^GLIBC_[0-9.]+$/.test(v))
+  t.same(glibc, [...required].sort(compareVersionNames))
+  t.same(info.dynamic?.needed, readelfDynamic(readelf(process.execPath, '-dW')).needed)
+  t.equal(info.interpreter, readelfInterpreter(readelf(process.execPath, '-lW')))
 })
 
 // ---------------------------------------------------------------------------
@@ -756,7 +733,7 @@ for (const v of VARIANTS) {
       t.same(damaged.dynamic, info.dynamic, 'the rest is still read')
     })
 
-    t.test('agrees with readelf', { skip: !HAVE_READELF }, async (t) => {
+    t.test('agrees with readelf', async (t) => {
       const dir = t.testdir()
       const files: Record<string, CraftOptions> = {
         rich: richOptions(v),

@@ -5,7 +5,7 @@
 
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
-import { execFile, execFileSync, spawnSync } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -35,21 +35,10 @@ import {
   type CraftOptions,
 } from './lib/elfcraft.js'
 import { COMPILE_TIMEOUT_MS, DEBUG_ENV, parseDebug, TEST_CACHE_DIR } from './lib/shims.js'
+import { readelf } from './lib/readelf.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 4)
 
-const HAVE_READELF = (() => {
-  try {
-    execFileSync('readelf', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-function readelf(file: string, ...flags: string[]): string {
-  return execFileSync('readelf', [...flags, file], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
-}
 
 /** `readelf -lW` up to the section-to-segment mapping (which names sections): entry point and every program header. */
 function readelfSegments(file: string): string {
@@ -145,15 +134,13 @@ t.test('every flavour: truncated to the end of the last segment, section header 
         t.same(parseMark(mark?.desc ?? new Uint8Array()), parseMark(MARK.desc))
         t.same(info.notes.map((n) => n.name), ['hostshim', 'GNU'])
 
-        if (HAVE_READELF) {
-          const dir = await scratchDir()
-          const name = `${what.replace(/\W+/g, '-')}-${type ?? 'exec'}`
-          await writeFile(join(dir, `${name}.orig`), bytes)
-          await writeFile(join(dir, `${name}.stripped`), stripped)
-          t.equal(sectionHeaderCount(join(dir, `${name}.stripped`)), 0, 'readelf: 0 section headers')
-          t.equal(readelfSegments(join(dir, `${name}.stripped`)), readelfSegments(join(dir, `${name}.orig`)), 'readelf -lW: the same')
-          t.match(readelf(join(dir, `${name}.stripped`), '-nW'), /^\s+hostshim\s+0x[0-9a-f]+\s.*0x48530001/m, 'readelf -n: the mark')
-        }
+        const dir = await scratchDir()
+        const name = `${what.replace(/\W+/g, '-')}-${type ?? 'exec'}`
+        await writeFile(join(dir, `${name}.orig`), bytes)
+        await writeFile(join(dir, `${name}.stripped`), stripped)
+        t.equal(sectionHeaderCount(join(dir, `${name}.stripped`)), 0, 'readelf: 0 section headers')
+        t.equal(readelfSegments(join(dir, `${name}.stripped`)), readelfSegments(join(dir, `${name}.orig`)), 'readelf -lW: the same')
+        t.match(readelf(join(dir, `${name}.stripped`), '-nW'), /^\s+hostshim\s+0x[0-9a-f]+\s.*0x48530001/m, 'readelf -n: the mark')
       })
     }
   }
@@ -415,9 +402,7 @@ t.test('real shims: no section headers, the same program headers, the mark, smal
         t.equal(report.shim?.arch, name)
         t.match(formatInspect(report), new RegExp(`^target:\\s+"${TARGET}"$`, 'm'))
         t.match(formatInspect(report), /^hostshim shim:\s+toolbox /m)
-        if (HAVE_READELF) {
-          t.equal(readelfSegments(join(out, 'toolbox')), readelfSegments(join(out, 'zig', 'shim')), 'readelf -lW: the same program headers')
-        }
+        t.equal(readelfSegments(join(out, 'toolbox')), readelfSegments(join(out, 'zig', 'shim')), 'readelf -lW: the same program headers')
 
         const kept = KEPT_AS_LINKED[name]
         if (kept) {
@@ -429,7 +414,7 @@ t.test('real shims: no section headers, the same program headers, the mark, smal
         }
         t.equal(plan.strip, true)
         t.same(info.sections, [], 'parseElf: no sections')
-        if (HAVE_READELF) t.equal(sectionHeaderCount(join(out, 'toolbox')), 0, 'readelf -h: 0 section headers')
+        t.equal(sectionHeaderCount(join(out, 'toolbox')), 0, 'readelf -h: 0 section headers')
         t.ok(shim.length < linked.length, `smaller: ${linked.length} -> ${shim.length} bytes`)
         t.equal(shim.length, Math.max(...info.programHeaders.map((p) => p.offset + p.filesz)), 'ends where the last segment ends')
         t.equal(built?.bytes, shim.length)

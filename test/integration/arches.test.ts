@@ -72,6 +72,7 @@ import {
   type RunResult,
 } from '../lib/container.js'
 import { DEBUG_ENV, TEST_CACHE_DIR, parseDebug } from '../lib/shims.js'
+import { readelfHeader } from '../lib/readelf.js'
 
 const run = promisify(execFile)
 
@@ -368,14 +369,6 @@ function runShim(r: Run): RunResult {
   })
 }
 
-/** `readelf -h`'s fields, by name. */
-function readelfHeader(file: string): Map<string, string> {
-  const out = spawnSync('readelf', ['-hW', file], { encoding: 'utf8' })
-  if (out.status !== 0) throw new Error(`readelf -h ${file}: ${out.stderr}`)
-  const fields = new Map<string, string>()
-  for (const m of out.stdout.matchAll(/^\s+([^:\n]+):\s*(.*)$/gm)) fields.set((m[1] as string).trim(), (m[2] as string).trim())
-  return fields
-}
 
 /** What readelf says, in the words inspect uses. */
 function readelfIdentity(file: string): { class: string; byteOrder: string; machine: string } {
