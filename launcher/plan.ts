@@ -323,7 +323,10 @@ export function readElf(file: HostFile, arch: Arch): ElfVerdict {
   const bad: ElfVerdict = { ok: false, wrongArch: false }
   const eh = readExact(file, 0n, wide ? 64 : 52)
   if (!eh || eh.toString('latin1', 0, 4) !== ELF_MAGIC) return bad
-  if (eh[4] !== arch.elfClass || eh[5] !== arch.byteOrder) return bad
+  if (eh[4] !== arch.elfClass || eh[5] !== arch.byteOrder) {
+    // A well-formed identity of another kind of machine (32-bit, big-endian...) is a wrong architecture too.
+    return { ok: false, wrongArch: (eh[4] === 1 || eh[4] === 2) && (eh[5] === 1 || eh[5] === 2) }
+  }
   const little = arch.byteOrder === 1
   const u16 = (b: Buffer, at: number) => (little ? b.readUInt16LE(at) : b.readUInt16BE(at))
   const u32 = (b: Buffer, at: number) => (little ? b.readUInt32LE(at) : b.readUInt32BE(at))

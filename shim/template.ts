@@ -350,8 +350,15 @@ static int read_elf(int fd, char *interp)
 
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
 		goto bad;
-	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELF_CLASS ||
-	    eh.e_ident[EI_DATA] != ELF_DATA || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		goto bad;
+	if (eh.e_ident[EI_CLASS] != ELF_CLASS || eh.e_ident[EI_DATA] != ELF_DATA) {
+		/* A well-formed identity of another kind of machine: 32-bit, big-endian... */
+		wrong_arch = (eh.e_ident[EI_CLASS] == ELFCLASS32 || eh.e_ident[EI_CLASS] == ELFCLASS64) &&
+			     (eh.e_ident[EI_DATA] == ELFDATA2LSB || eh.e_ident[EI_DATA] == ELFDATA2MSB);
+		goto bad;
+	}
+	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
 		goto bad;
 	/* Handing another architecture's file to this one's loader would only crash later. */
 	if (eh.e_machine != ELF_MACHINE) {

@@ -414,8 +414,11 @@ t.test('the target\'s ELF header, as binfmt_elf checks it', async (t) => {
     script: Buffer.from('#!/bin/sh\necho hi\n'),
     empty: Buffer.alloc(0),
     'short header': exe(LD, { truncate: 63 }),
-    'ELF class 32': craftElf({ class: 32, machine: EM_X86_64 }),
-    'big endian': craftElf({ byteOrder: 'big', machine: EM_X86_64 }),
+    'ELF class 3': (() => {
+      const b = craftElf({ machine: EM_X86_64 })
+      b[4] = 3
+      return b
+    })(),
     'ET_REL': exe(LD, { type: ET_REL }),
     // The type is checked before the machine: a foreign ET_REL is just bad.
     'foreign ET_REL': craftElf({ machine: EM_AARCH64, type: ET_REL }),
@@ -439,6 +442,8 @@ t.test('the target\'s ELF header, as binfmt_elf checks it', async (t) => {
     '/ok/NUL inside': exe(Buffer.from(`${LD}\0junk\0`)),
     '/ok/ET_DYN': exe(LD, { type: ET_DYN }),
     '/ok/foreign': craftElf({ machine: EM_AARCH64, interpreter: LD }),
+    '/ok/ELF class 32': craftElf({ class: 32, machine: EM_X86_64 }),
+    '/ok/big endian': craftElf({ byteOrder: 'big', machine: EM_X86_64 }),
   })
   for (const name of Object.keys(bad)) {
     t.same(plan(root, { target: `/bad/${name}` }), failPlan('targetBad', `/run/host/bad/${name}`, 'ENOEXEC'), name)
@@ -446,6 +451,10 @@ t.test('the target\'s ELF header, as binfmt_elf checks it', async (t) => {
   t.same(plan(root, { target: '/ok/1170 headers' }), okPlan('container', null, null, '/run/host/ok/1170 headers', ['toolbox', 'list', '-c']))
   for (const name of ['two PT_INTERP', 'NUL inside', 'ET_DYN']) {
     t.same(plan(root, { target: `/ok/${name}` }), okPlan('container', FEDORA_LD, FEDORA_LP, FEDORA_LD, viaLoader(FEDORA_LD, FEDORA_LP, `/run/host/ok/${name}`)), name)
+  }
+  // Another class or byte order is another kind of machine too.
+  for (const name of ['ELF class 32', 'big endian']) {
+    t.same(plan(root, { target: `/ok/${name}` }), failPlan('wrongArch', `/run/host/ok/${name}`, 'ENOEXEC'), name)
   }
   const foreign = plan(root, { target: '/ok/foreign' })
   t.same(foreign, failPlan('wrongArch', '/run/host/ok/foreign', 'ENOEXEC'))
@@ -493,7 +502,7 @@ t.test('32-bit and big-endian architectures', async (t) => {
   const lp = '/run/host/lib:/run/host/usr/lib'
   const ld = '/run/host/lib/ld-linux.so.2'
   t.same(plan(i686, {}, {}, ARCHES.i686), okPlan('container', ld, lp, ld, viaLoader(ld, lp, '/run/host/usr/bin/toolbox')))
-  t.same(plan(i686, { target: '/usr/bin/amd64' }, {}, ARCHES.i686), failPlan('targetBad', '/run/host/usr/bin/amd64', 'ENOEXEC'))
+  t.same(plan(i686, { target: '/usr/bin/amd64' }, {}, ARCHES.i686), failPlan('wrongArch', '/run/host/usr/bin/amd64', 'ENOEXEC'))
 
   const s390x = build(t.testdir(), {
     '/lib/ld64.so.1': { link: '/usr/lib/ld64.so.1' },
@@ -515,7 +524,12 @@ t.test('readElf on bytes', async (t) => {
   t.same(readElf(file(exe()), x86), { ok: true, interp: null })
   t.same(readElf(file(craftElf({ class: 32, machine: EM_386, interpreter: '/lib/ld-linux.so.2' })), ARCHES.i686), { ok: true, interp: '/lib/ld-linux.so.2' })
   t.same(readElf(file(exe(LD)), ARCHES.aarch64), { ok: false, wrongArch: true })
-  t.same(readElf(file(exe(LD)), ARCHES.i686), { ok: false, wrongArch: false })
+  // Another class or byte order: another kind of machine as well.
+  t.same(readElf(file(exe(LD)), ARCHES.i686), { ok: false, wrongArch: true })
+  t.same(readElf(file(exe(LD)), ARCHES.s390x), { ok: false, wrongArch: true })
+  const badClass = exe(LD)
+  badClass[4] = 3
+  t.same(readElf(file(badClass), x86), { ok: false, wrongArch: false }, 'an identity no machine has is just bad')
   const failing: HostFile = { read: () => ({ errno: 'EIO' }), close: () => {} }
   t.same(readElf(failing, x86), { ok: false, wrongArch: false })
   // An interpreter segment that is not first among the program headers still counts.
