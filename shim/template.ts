@@ -241,6 +241,47 @@ static const char *in_root(const char *path, char *out)
  * container would land in the container's /lib: the wrong C library.
  * On success out holds the full path and *st the last component's lstat.
  */
+/*
+ * What resolve() has learnt of directories and links on its way, so that the
+ * next path through /usr/lib or /lib -> usr/lib costs no syscall: a dozen
+ * host paths share a handful of components. Only components that more of the
+ * path follows are kept (their type and link text is all that is needed of
+ * them), and only successes; the work budget is spent as if each were looked
+ * up again, so the shim and the model count alike.
+ */
+enum { MAX_SEEN = 48, SEEN_BYTES = 3072 };
+static struct {
+	unsigned short at, len, link_len;
+	unsigned char is_link;
+} seen[MAX_SEEN];
+static char seen_text[SEEN_BYTES];
+static size_t seen_used;
+static int n_seen;
+
+static int seen_find(const char *full, size_t len)
+{
+	int i;
+
+	for (i = 0; i < n_seen; i++)
+		if (seen[i].len == len && !memcmp(seen_text + seen[i].at, full, len))
+			return i;
+	return -1;
+}
+
+static void seen_add(const char *full, size_t len, const char *link, size_t link_len, int is_link)
+{
+	if (n_seen == MAX_SEEN || len + link_len > SEEN_BYTES - seen_used)
+		return;
+	seen[n_seen].at = (unsigned short)seen_used;
+	seen[n_seen].len = (unsigned short)len;
+	seen[n_seen].link_len = (unsigned short)link_len;
+	seen[n_seen].is_link = (unsigned char)is_link;
+	memcpy(seen_text + seen_used, full, len);
+	memcpy(seen_text + seen_used + len, link, link_len);
+	seen_used += len + link_len;
+	n_seen++;
+}
+
 static int resolve(const char *path, char *out, struct stat *st)
 {
 	/* Not on the stack: see scratch below. resolve() never re-enters itself. */
@@ -248,6 +289,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 	size_t len = root_len, links = 0;
 	char *p = todo;
 	int stale = 1;	/* *st does not describe out yet */
+	int hit;
 
 	if (strlen(path) >= sizeof(todo)) {
 		errno = ENAMETOOLONG;
@@ -287,9 +329,12 @@ static int resolve(const char *path, char *out, struct stat *st)
 		out[len] = '/';
 		memcpy(out + len + 1, p, n);
 		out[len + 1 + n] = 0;
-		if (spend(1) < 0 || lstat(out, st) < 0)
+		if (spend(1) < 0)
 			return -1;
-		if (S_ISLNK(st->st_mode)) {
+		hit = *end ? seen_find(out, len + 1 + n) : -1;
+		if (hit < 0 && lstat(out, st) < 0)
+			return -1;
+		if (hit >= 0 ? seen[hit].is_link : S_ISLNK(st->st_mode)) {
 			size_t rest = strlen(end);
 			ssize_t m;
 
@@ -297,9 +342,16 @@ static int resolve(const char *path, char *out, struct stat *st)
 				errno = ELOOP;
 				return -1;
 			}
-			m = readlink(out, link, sizeof(link));
-			if (m < 0)
-				return -1;
+			if (hit >= 0) {
+				m = seen[hit].link_len;
+				memcpy(link, seen_text + seen[hit].at + seen[hit].len, (size_t)m);
+			} else {
+				m = readlink(out, link, sizeof(link));
+				if (m < 0)
+					return -1;
+				if (*end)
+					seen_add(out, len + 1 + n, link, (size_t)m, 1);
+			}
 			if ((size_t)m + rest > PATH_MAX - 1) {
 				errno = ENAMETOOLONG;
 				return -1;
@@ -313,10 +365,19 @@ static int resolve(const char *path, char *out, struct stat *st)
 			stale = 1;
 			continue;
 		}
+		if (hit >= 0) {
+			/* A directory seen before: *st is not its lstat. */
+			len += 1 + n;
+			stale = 1;
+			p = end;
+			continue;
+		}
 		if (*end && !S_ISDIR(st->st_mode)) {
 			errno = ENOTDIR;
 			return -1;
 		}
+		if (*end)
+			seen_add(out, len + 1 + n, "", 0, 0);
 		len += 1 + n;
 		stale = 0;
 		p = end;
@@ -496,6 +557,15 @@ static int knows_argv0(int fd, const struct stat *st)
 	return scan_argv0(fd, off, len);
 }
 
+/* strpbrk(3) without the bitmap tables of musl's strcspn(). */
+static int any_of(const char *s, const char *set)
+{
+	for (; *s; s++)
+		if (strchr(set, *s))
+			return 1;
+	return 0;
+}
+
 /*
  * One full path at a time, for add_dir(), read_conf() and include(): each
  * needs it only until its next call. Every page the shim touches for the
@@ -534,7 +604,7 @@ static void add_dir(const char *path)
 	 * The loader splits --library-path at ":" and ";" and expands "$ORIGIN"
 	 * and friends: a directory with any of them cannot be passed on.
 	 */
-	if (!S_ISDIR(st.st_mode) || strpbrk(full, ":;$"))
+	if (!S_ISDIR(st.st_mode) || any_of(full, ":;$"))
 		return;
 	n = strlen(full);
 	if (listed(full, n))
@@ -645,7 +715,7 @@ static void include(const char *pattern, const char *from, int depth)
 		strcpy(path + head, pattern);
 	}
 	base = strrchr(path, '/') + 1;
-	if (!strpbrk(base, "*?[")) {
+	if (!any_of(base, "*?[")) {
 		read_conf(path, depth + 1);
 		return;
 	}
@@ -741,15 +811,22 @@ static void read_conf(const char *path, int depth)
 		while (end > p && (end[-1] == ' ' || (end[-1] >= '\t' && end[-1] <= '\r')))
 			*--end = 0;
 		if (!strncmp(p, "include", 7) && (p[7] == ' ' || p[7] == '\t')) {
-			char *pat;
+			/* Blank-separated patterns, as ldconfig's strsep() loop takes them. */
+			for (p += 8;;) {
+				char *pat;
 
-			p += 8;
-			while ((pat = strsep(&p, " \t")))
-				if (*pat)
-					include(pat, path, depth);
-		} else if (!strncasecmp(p, "hwcap", 5) && (p[5] == ' ' || p[5] == '\t')) {
-			continue;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				if (!*p)
+					break;
+				for (pat = p; *p && *p != ' ' && *p != '\t'; p++)
+					;
+				if (*p)
+					*p++ = 0;
+				include(pat, path, depth);
+			}
 		} else if (p[0] == '/') {
+			/* "hwcap" lines, and anything else not naming a directory, are skipped. */
 			while (end > p + 1 && end[-1] == '/')
 				*--end = 0;
 			add_dir(p);

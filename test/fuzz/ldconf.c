@@ -150,6 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lp[0] = 0;
 	n_dirs = 0;
 	n_conf = 0;
+	n_seen = 0;
+	seen_used = 0;
 	budget = budget0;
 	read_conf("/etc/ld.so.conf", 0);
 

@@ -196,6 +196,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	root = root_buf;
 	root_len = strlen(root_buf);
+	/* resolve()'s memory of components lives for one run; a new tree is a new run. */
+	n_seen = 0;
+	seen_used = 0;
 	strcpy(dirs[0], base);
 
 	for (i = 0; i < (entries < 0 ? 0 : entries % 16); i++) {
