@@ -60,10 +60,8 @@ export interface InstallOptions {
 
 export type InstallAction = 'installed' | 'updated' | 'unchanged' | 'uninstalled' | 'absent'
 
-export interface InstallResult {
-  /** installed: new shim; updated: shim replaced (config or hostshim changed); unchanged: nothing to do;
-   * uninstalled: program moved back; absent: uninstall found nothing installed */
-  readonly action: InstallAction
+/** Where things are, on the installed system and here. */
+export interface Layout {
   readonly name: string
   /** the program's path on the installed system (where the shim is) */
   readonly binary: string
@@ -73,6 +71,12 @@ export interface InstallResult {
   /** binary and target as files here (under destdir) */
   readonly binaryFile: string
   readonly targetFile: string
+}
+
+export interface InstallResult extends Layout {
+  /** installed: new shim; updated: shim replaced (config or hostshim changed); unchanged: nothing to do;
+   * uninstalled: program moved back; absent: uninstall found nothing installed */
+  readonly action: InstallAction
   /** the file now at binary: the shim after install, the program after uninstall (null: absent) */
   readonly arch: ArchName | null
   readonly bytes: number | null
@@ -83,14 +87,6 @@ export interface InstallResult {
   readonly config: string | null
 }
 
-interface Layout {
-  readonly name: string
-  readonly binary: string
-  readonly target: string
-  readonly destdir: string | null
-  readonly binaryFile: string
-  readonly targetFile: string
-}
 
 function errno(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? String(error)
