@@ -33,6 +33,9 @@ export const CFLAGS = [
   '-Werror',
   '-fno-unwind-tables',
   '-fno-asynchronous-unwind-tables',
+  // Each helper once, not copied into its callers: 0.5 KiB less shim, and a
+  // call costs nothing next to the syscalls around it.
+  '-fno-inline-functions',
   '-ffunction-sections',
   '-fdata-sections',
   '-Wl,--gc-sections',

@@ -97,8 +97,13 @@ export function chainloadBlock(config: ShimConfig, arch: Arch): CCode {
   const jump = JUMPS[arch.name] as CCode
   return c`#define CHAINLOAD 1
 ${CHAINLOAD_C}
-/* Enter the loader as the kernel enters a program: sp at argc. */
-static _Noreturn void enter(unsigned long *sp, unsigned long entry)
+/*
+ * Enter the loader as the kernel enters a program: sp at argc. Always
+ * inlined into chainload(): the shim is built with -fno-inline-functions,
+ * and with enter() out of line the armhf shim died of SIGSEGV under qemu
+ * before the loader ran (not understood further; inline, it works).
+ */
+static inline __attribute__((always_inline)) _Noreturn void enter(unsigned long *sp, unsigned long entry)
 {
 ${jump}
 	__builtin_unreachable();
@@ -211,7 +216,7 @@ static int chainload(const char *path, char **args, char **env, char **own_argv)
 	char **p = own_argv;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || eh.e_phentsize != sizeof(LdPhdr) ||

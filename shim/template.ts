@@ -132,6 +132,10 @@ enum {
 	MAX_PHDRS = 65536,	/* bytes: binfmt_elf refuses a larger header table */
 	MAX_SCAN = 16 << 20,	/* bytes of a loader searched for "--argv0" */
 	MAX_SHDRS = 128,	/* section headers read to find a loader's .rodata */
+	MAX_NAMES = 16384,	/* bytes of file names one include pattern may keep */
+	DENTS = 4096,		/* bytes of directory entries per getdents(2) */
+	MAX_SEEN = 64,		/* directories and links resolve() remembers */
+	SEEN_BYTES = 3072,	/* ... and the bytes of their paths and link texts */
 };
 
 /*
@@ -155,22 +159,69 @@ static int spend(long units)
 	return 0;
 }
 
-/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
-static const char *root = "";
-static size_t root_len;
+/*
+ * Memory. The first touch of a page is a page fault, and on a virtual
+ * machine one fault costs about as much as ten of the shim's syscalls. So
+ * all of the shim's working memory is this one object, laid out so that a
+ * launch touches a few pages of it: the small state first, then the buffers
+ * that live the whole run, then an arena used as a stack. A buffer is taken
+ * at the arena's top with all the room it may need and, once filled, keeps
+ * only what it holds (keep()), so that the next one starts right after it
+ * instead of a page further on; a caller gives back what it kept by setting
+ * the top back. The arena's size is the sum of what can be kept at once:
+ * what main() keeps, and per ld.so.conf include level a file's text, two
+ * paths, matched names and their index; plus room for the innermost call.
+ */
+enum {
+	KEEP_ALIGN = 16,
+	LEVEL = MAX_CONF + MAX_NAMES + 2 * PATH_MAX + MAX_MATCHES * sizeof(char *) + 5 * KEEP_ALIGN,
+	ARENA = 4 * (PATH_MAX + KEEP_ALIGN) + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + 2 * PATH_MAX + DENTS + 4 * KEEP_ALIGN,
+};
+static struct {
+	/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
+	const char *root;
+	size_t root_len, top, line_len, lp_len, seen_used;
+	int n_seen, n_dirs, n_conf, wrong_arch;
+	/* What resolve() has learnt of directories and links: see there. */
+	struct {
+		unsigned short at, len, link_len;
+		unsigned char is_link;
+	} seen[MAX_SEEN];
+	unsigned short entry_len[MAX_DIRS];
+	/* What resolve() has left to walk. */
+	char todo[PATH_MAX];
+	/* The library path, built as "dir:dir:...", and the length of each entry above. */
+	char lp[MAX_DIRS * PATH_MAX];
+	/* One line of stderr is built here and written with a single write(2). */
+	char line[3 * PATH_MAX];
+	/* Right before the arena, whose first page is touched anyway. */
+	char seen_text[SEEN_BYTES];
+	char arena[ARENA] __attribute__((aligned(KEEP_ALIGN)));
+} m;
 
-/* One line of stderr is built here and written with a single write(2). */
-static char line[3 * PATH_MAX];
-static size_t line_len;
+/* The arena's top: where the next buffer goes. */
+static char *top(void)
+{
+	return m.arena + m.top;
+}
+
+/* Keep the first n bytes at the top; returns them. */
+static char *keep(size_t n)
+{
+	char *p = top();
+
+	m.top += (n + KEEP_ALIGN - 1) & -(size_t)KEEP_ALIGN;
+	return p;
+}
 
 static void put(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n > sizeof(line) - 1 - line_len)
-		n = sizeof(line) - 1 - line_len;
-	memcpy(line + line_len, s, n);
-	line_len += n;
+	if (n > sizeof(m.line) - 1 - m.line_len)
+		n = sizeof(m.line) - 1 - m.line_len;
+	memcpy(m.line + m.line_len, s, n);
+	m.line_len += n;
 }
 
 /* Debug output must survive newlines and odd bytes in paths and arguments. */
@@ -195,9 +246,9 @@ static void put_escaped(const char *s)
 
 static void flush(void)
 {
-	line[line_len++] = '\n';
-	(void)!write(2, line, line_len);
-	line_len = 0;
+	m.line[m.line_len++] = '\n';
+	(void)!write(2, m.line, m.line_len);
+	m.line_len = 0;
 }
 
 ${REASONS}
@@ -220,17 +271,52 @@ static _Noreturn void bail(const char *what, const char *path, int err)
 	_exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
-/* out = root + path, for messages that name what was asked for. */
-static const char *in_root(const char *path, char *out)
+/* root + path at the arena's top, for messages that name what was asked for. */
+static const char *in_root(const char *path)
 {
+	char *out = top();
 	size_t n = strlen(path);
 
-	memcpy(out, root, root_len);
-	if (n > PATH_MAX - 1 - root_len)
-		n = PATH_MAX - 1 - root_len;
-	memcpy(out + root_len, path, n);
-	out[root_len + n] = 0;
+	memcpy(out, m.root, m.root_len);
+	if (n > PATH_MAX - 1 - m.root_len)
+		n = PATH_MAX - 1 - m.root_len;
+	memcpy(out + m.root_len, path, n);
+	out[m.root_len + n] = 0;
 	return out;
+}
+
+/*
+ * What resolve() has learnt of directories and links on its way, so that the
+ * next path through /usr/lib or /lib -> usr/lib costs no syscall: a dozen
+ * host paths share a handful of components, and the library path names the
+ * same directories again and again. Kept: links, with their text, and
+ * directories; only successes. The work budget is spent as if each were
+ * looked up again, so the shim and the model count alike.
+ */
+static int seen_find(const char *full, size_t len)
+{
+	int i;
+
+	for (i = 0; i < m.n_seen; i++)
+		if (m.seen[i].len == len && !memcmp(m.seen_text + m.seen[i].at, full, len))
+			return i;
+	return -1;
+}
+
+static void seen_add(const char *full, size_t len, const char *link, size_t link_len, int is_link)
+{
+	int i = m.n_seen;
+
+	if (i == MAX_SEEN || len + link_len > SEEN_BYTES - m.seen_used)
+		return;
+	m.seen[i].at = (unsigned short)m.seen_used;
+	m.seen[i].len = (unsigned short)len;
+	m.seen[i].link_len = (unsigned short)link_len;
+	m.seen[i].is_link = (unsigned char)is_link;
+	memcpy(m.seen_text + m.seen_used, full, len);
+	memcpy(m.seen_text + m.seen_used + len, link, link_len);
+	m.seen_used += len + link_len;
+	m.n_seen++;
 }
 
 /*
@@ -239,66 +325,26 @@ static const char *in_root(const char *path, char *out)
  * climbs above it. Following Debian's absolute
  * /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/... naively from a
  * container would land in the container's /lib: the wrong C library.
- * On success out holds the full path and *st the last component's lstat.
+ * out: PATH_MAX bytes, not above the arena's top. On success it holds the
+ * full path and *st the last component's lstat; for a directory resolve()
+ * had seen before, only its type.
  */
-/*
- * What resolve() has learnt of directories and links on its way, so that the
- * next path through /usr/lib or /lib -> usr/lib costs no syscall: a dozen
- * host paths share a handful of components. Only components that more of the
- * path follows are kept (their type and link text is all that is needed of
- * them), and only successes; the work budget is spent as if each were looked
- * up again, so the shim and the model count alike.
- */
-enum { MAX_SEEN = 48, SEEN_BYTES = 3072 };
-static struct {
-	unsigned short at, len, link_len;
-	unsigned char is_link;
-} seen[MAX_SEEN];
-static char seen_text[SEEN_BYTES];
-static size_t seen_used;
-static int n_seen;
-
-static int seen_find(const char *full, size_t len)
-{
-	int i;
-
-	for (i = 0; i < n_seen; i++)
-		if (seen[i].len == len && !memcmp(seen_text + seen[i].at, full, len))
-			return i;
-	return -1;
-}
-
-static void seen_add(const char *full, size_t len, const char *link, size_t link_len, int is_link)
-{
-	if (n_seen == MAX_SEEN || len + link_len > SEEN_BYTES - seen_used)
-		return;
-	seen[n_seen].at = (unsigned short)seen_used;
-	seen[n_seen].len = (unsigned short)len;
-	seen[n_seen].link_len = (unsigned short)link_len;
-	seen[n_seen].is_link = (unsigned char)is_link;
-	memcpy(seen_text + seen_used, full, len);
-	memcpy(seen_text + seen_used + len, link, link_len);
-	seen_used += len + link_len;
-	n_seen++;
-}
-
 static int resolve(const char *path, char *out, struct stat *st)
 {
-	/* Not on the stack: see scratch below. resolve() never re-enters itself. */
-	static char todo[PATH_MAX], link[PATH_MAX];
-	size_t len = root_len, links = 0;
-	char *p = todo;
+	/* A link's text: a page above the arena's top, where read_conf()'s buffers are anyway. */
+	char *todo = m.todo, *p = todo, *link = top() + PATH_MAX;
+	size_t len = m.root_len, links = 0;
 	int stale = 1;	/* *st does not describe out yet */
 	int hit;
 
-	if (strlen(path) >= sizeof(todo)) {
+	if (strlen(path) >= PATH_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (spend(1) < 0)
 		return -1;
 	strcpy(todo, path);
-	memcpy(out, root, root_len);
+	memcpy(out, m.root, m.root_len);
 	for (;;) {
 		char *end;
 		size_t n;
@@ -314,9 +360,9 @@ static int resolve(const char *path, char *out, struct stat *st)
 			continue;
 		}
 		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			while (len > root_len && out[len - 1] != '/')
+			while (len > m.root_len && out[len - 1] != '/')
 				len--;
-			if (len > root_len)
+			if (len > m.root_len)
 				len--;
 			stale = 1;
 			p = end;
@@ -331,59 +377,57 @@ static int resolve(const char *path, char *out, struct stat *st)
 		out[len + 1 + n] = 0;
 		if (spend(1) < 0)
 			return -1;
-		hit = *end ? seen_find(out, len + 1 + n) : -1;
+		hit = seen_find(out, len + 1 + n);
 		if (hit < 0 && lstat(out, st) < 0)
 			return -1;
-		if (hit >= 0 ? seen[hit].is_link : S_ISLNK(st->st_mode)) {
+		if (hit >= 0 ? m.seen[hit].is_link : S_ISLNK(st->st_mode)) {
 			size_t rest = strlen(end);
-			ssize_t m;
+			ssize_t k;
 
 			if (++links > MAX_LINKS) {
 				errno = ELOOP;
 				return -1;
 			}
 			if (hit >= 0) {
-				m = seen[hit].link_len;
-				memcpy(link, seen_text + seen[hit].at + seen[hit].len, (size_t)m);
+				k = m.seen[hit].link_len;
+				memcpy(link, m.seen_text + m.seen[hit].at + m.seen[hit].len, (size_t)k);
 			} else {
-				m = readlink(out, link, sizeof(link));
-				if (m < 0)
+				k = readlink(out, link, PATH_MAX);
+				if (k < 0)
 					return -1;
-				if (*end)
-					seen_add(out, len + 1 + n, link, (size_t)m, 1);
+				seen_add(out, len + 1 + n, link, (size_t)k, 1);
 			}
-			if ((size_t)m + rest > PATH_MAX - 1) {
+			if ((size_t)k + rest > PATH_MAX - 1) {
 				errno = ENAMETOOLONG;
 				return -1;
 			}
 			/* The link's text goes in front of what is left to walk. */
-			memmove(todo + m, end, rest + 1);
-			memcpy(todo, link, (size_t)m);
+			memmove(todo + k, end, rest + 1);
+			memcpy(todo, link, (size_t)k);
 			p = todo;
 			if (link[0] == '/')
-				len = root_len;
+				len = m.root_len;
 			stale = 1;
 			continue;
 		}
+		len += 1 + n;
+		p = end;
 		if (hit >= 0) {
-			/* A directory seen before: *st is not its lstat. */
-			len += 1 + n;
-			stale = 1;
-			p = end;
+			/* A directory seen before: its type is all anyone asks of it. */
+			st->st_mode = S_IFDIR;
+			stale = 0;
 			continue;
 		}
 		if (*end && !S_ISDIR(st->st_mode)) {
 			errno = ENOTDIR;
 			return -1;
 		}
-		if (*end)
-			seen_add(out, len + 1 + n, "", 0, 0);
-		len += 1 + n;
+		if (S_ISDIR(st->st_mode))
+			seen_add(out, len, "", 0, 0);
 		stale = 0;
-		p = end;
 	}
 	/* The root itself is "root/": one byte longer than the root, and it must fit too. */
-	if (len == root_len) {
+	if (len == m.root_len) {
 		if (len >= PATH_MAX - 1) {
 			errno = ENAMETOOLONG;
 			return -1;
@@ -395,17 +439,16 @@ static int resolve(const char *path, char *out, struct stat *st)
 	return stale ? stat(out, st) : 0;
 }
 
-/* Set when read_elf() refused a file for its e_machine alone. */
-static int wrong_arch;
-
 /*
  * Check an ELF file the way the kernel's binfmt_elf would before running it,
- * and find its first PT_INTERP. Returns 1 with the interpreter in interp, 0
- * for a file without one (static), -1 with errno ENOEXEC.
+ * and find its first PT_INTERP. Returns 1 with the interpreter at the
+ * arena's top, 0 for a file without one (static), -1 with errno ENOEXEC;
+ * m.wrong_arch is set when the file was refused for its machine alone.
  */
-static int read_elf(int fd, char *interp)
+static int read_elf(int fd)
 {
-	static Phdr ph[MAX_PHDRS / sizeof(Phdr)];
+	Phdr *ph = (Phdr *)top();
+	char *interp;
 	Ehdr eh;
 	size_t size, i;
 
@@ -415,7 +458,7 @@ static int read_elf(int fd, char *interp)
 		goto bad;
 	if (eh.e_ident[EI_CLASS] != ELF_CLASS || eh.e_ident[EI_DATA] != ELF_DATA) {
 		/* A well-formed identity of another kind of machine: 32-bit, big-endian... */
-		wrong_arch = (eh.e_ident[EI_CLASS] == ELFCLASS32 || eh.e_ident[EI_CLASS] == ELFCLASS64) &&
+		m.wrong_arch = (eh.e_ident[EI_CLASS] == ELFCLASS32 || eh.e_ident[EI_CLASS] == ELFCLASS64) &&
 			     (eh.e_ident[EI_DATA] == ELFDATA2LSB || eh.e_ident[EI_DATA] == ELFDATA2MSB);
 		goto bad;
 	}
@@ -423,7 +466,7 @@ static int read_elf(int fd, char *interp)
 		goto bad;
 	/* Handing another architecture's file to this one's loader would only crash later. */
 	if (eh.e_machine != ELF_MACHINE) {
-		wrong_arch = 1;
+		m.wrong_arch = 1;
 		goto bad;
 	}
 	size = (size_t)eh.e_phnum * eh.e_phentsize;
@@ -437,9 +480,12 @@ static int read_elf(int fd, char *interp)
 		/* Only the first PT_INTERP counts; its last byte must be NUL. */
 		if (ph[i].p_filesz < 2 || ph[i].p_filesz > MAX_INTERP)
 			goto bad;
+		/* Right after the headers, then down to the top, where the headers were. */
+		interp = (char *)ph + size;
 		if (pread(fd, interp, ph[i].p_filesz, (off_t)ph[i].p_offset) != (ssize_t)ph[i].p_filesz ||
 		    interp[ph[i].p_filesz - 1])
 			goto bad;
+		memmove(top(), interp, ph[i].p_filesz);
 		return 1;
 	}
 	return 0;
@@ -452,9 +498,9 @@ bad:
  * Open a resolved file that is to be run: a regular, executable ELF file of
  * this architecture. The loader does not check the exec bit of the program it
  * loads, so the shim does, as the kernel would. Returns the fd; *has_interp
- * tells whether interp was filled.
+ * tells whether its interpreter is at the arena's top.
  */
-static int open_program(const char *path, const struct stat *st, char *interp, int *has_interp)
+static int open_program(const char *path, const struct stat *st, int *has_interp)
 {
 	int fd;
 
@@ -470,7 +516,7 @@ static int open_program(const char *path, const struct stat *st, char *interp, i
 	fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	*has_interp = read_elf(fd, interp);
+	*has_interp = read_elf(fd);
 	if (*has_interp < 0) {
 		close(fd);
 		return -1;
@@ -486,13 +532,13 @@ static int open_program(const char *path, const struct stat *st, char *interp, i
  */
 static int scan_argv0(int fd, off_t off, size_t len)
 {
-	char buf[4096 + 6];
-	size_t keep = 0;
+	char *buf = top();
+	size_t carry = 0;
 
 	if (len > MAX_SCAN)
 		len = MAX_SCAN;
 	while (len) {
-		ssize_t got = pread(fd, buf + keep, len < 4096 ? len : 4096, off);
+		ssize_t got = pread(fd, buf + carry, len < 4096 ? len : 4096, off);
 		const char *p, *end;
 		size_t have;
 
@@ -500,14 +546,14 @@ static int scan_argv0(int fd, off_t off, size_t len)
 			return 0;
 		off += got;
 		len -= (size_t)got;
-		have = keep + (size_t)got;
+		have = carry + (size_t)got;
 		if (have >= 7)
 			for (p = buf, end = buf + have - 6; p < end && (p = memchr(p, '-', (size_t)(end - p))); p++)
 				if (!memcmp(p, "--argv0", 7))
 					return 1;
 		/* A match may straddle two reads: carry the last six bytes over. */
-		keep = have < 6 ? have : 6;
-		memmove(buf, buf + have - keep, keep);
+		carry = have < 6 ? have : 6;
+		memmove(buf, buf + have - carry, carry);
 	}
 	return 0;
 }
@@ -518,8 +564,8 @@ static int scan_argv0(int fd, off_t off, size_t len)
  */
 static void find_rodata(int fd, off_t *off, size_t *len)
 {
-	static Shdr sh[MAX_SHDRS];
-	char names[4096];
+	Shdr *sh = (Shdr *)top();
+	char *names;
 	size_t size, i;
 	ssize_t got;
 	Ehdr eh;
@@ -531,7 +577,9 @@ static void find_rodata(int fd, off_t *off, size_t *len)
 	size = (size_t)eh.e_shnum * sizeof(Shdr);
 	if (pread(fd, sh, size, (off_t)eh.e_shoff) != (ssize_t)size)
 		return;
-	size = sh[eh.e_shstrndx].sh_size < sizeof(names) - 1 ? sh[eh.e_shstrndx].sh_size : sizeof(names) - 1;
+	/* The section names right after the headers: 4 KiB of them at most. */
+	names = (char *)sh + size;
+	size = sh[eh.e_shstrndx].sh_size < 4095 ? sh[eh.e_shstrndx].sh_size : 4095;
 	got = pread(fd, names, size, (off_t)sh[eh.e_shstrndx].sh_offset);
 	if (got < 0)
 		return;
@@ -566,38 +614,25 @@ static int any_of(const char *s, const char *set)
 	return 0;
 }
 
-/*
- * One full path at a time, for add_dir(), read_conf() and include(): each
- * needs it only until its next call. Every page the shim touches for the
- * first time is a page fault, dearer on a VM than any syscall here, so path
- * buffers stay off the stack where each nested call would touch new pages.
- */
-static char scratch[PATH_MAX];
-
-/* The library path, built as "dir:dir:...", and the length of each entry. */
-static char lp[MAX_DIRS * PATH_MAX];
-static size_t lp_len, entry_len[MAX_DIRS];
-static int n_dirs;
-
 /* Entry by entry: a hostile ld.so.conf may name a directory thousands of times. */
 static int listed(const char *full, size_t n)
 {
-	const char *p = lp;
+	const char *p = m.lp;
 	int i;
 
-	for (i = 0; i < n_dirs; p += entry_len[i++] + 1)
-		if (entry_len[i] == n && !memcmp(p, full, n))
+	for (i = 0; i < m.n_dirs; p += m.entry_len[i++] + 1)
+		if (m.entry_len[i] == n && !memcmp(p, full, n))
 			return 1;
 	return 0;
 }
 
 static void add_dir(const char *path)
 {
-	char *full = scratch;
+	char *full = top();
 	struct stat st;
 	size_t n;
 
-	if (n_dirs >= MAX_DIRS || resolve(path, full, &st) < 0)
+	if (m.n_dirs >= MAX_DIRS || resolve(path, full, &st) < 0)
 		return;
 	/*
 	 * resolve() stops at the last component: a directory, not a link to one.
@@ -609,15 +644,14 @@ static void add_dir(const char *path)
 	n = strlen(full);
 	if (listed(full, n))
 		return;
-	if (lp_len)
-		lp[lp_len++] = ':';
-	memcpy(lp + lp_len, full, n + 1);
-	lp_len += n;
-	entry_len[n_dirs++] = n;
+	if (m.lp_len)
+		m.lp[m.lp_len++] = ':';
+	memcpy(m.lp + m.lp_len, full, n + 1);
+	m.lp_len += n;
+	m.entry_len[m.n_dirs++] = (unsigned short)n;
 }
 
 static void read_conf(const char *path, int depth);
-static int n_conf;
 
 /* One element of a glob pattern (not "*") against one byte: past the element, or 0. */
 static const char *one(const char *p, unsigned char c)
@@ -691,12 +725,9 @@ static int match(const char *p, const char *s)
  */
 static void include(const char *pattern, const char *from, int depth)
 {
-	/* Per depth, outside the stack, as read_conf()'s text. */
-	static char all_names[MAX_DEPTH + 1][16384];
-	static char all_paths[MAX_DEPTH + 1][PATH_MAX], *all_matches[MAX_DEPTH + 1][MAX_MATCHES];
-	char *path = all_paths[depth], *full = scratch, *names = all_names[depth], **match_ = all_matches[depth];
+	size_t mark = m.top, dir_len, used = 0, n = 0, i, j, cost;
+	char *path = top(), *full, *names, **match_;
 	const char *base;
-	size_t dir_len, used = 0, n = 0, i, j, cost;
 	struct stat st;
 	long got;
 	int fd;
@@ -714,26 +745,34 @@ static void include(const char *pattern, const char *from, int depth)
 		memcpy(path, from, head);
 		strcpy(path + head, pattern);
 	}
+	keep(strlen(path) + 1);
 	base = strrchr(path, '/') + 1;
 	if (!any_of(base, "*?[")) {
 		read_conf(path, depth + 1);
-		return;
+		goto out;
 	}
 	dir_len = (size_t)(base - path);
 	cost = strlen(base) + 1;
 	path[dir_len - 1] = 0;
+	full = top();
 	if (resolve(dir_len > 1 ? path : "/", full, &st) < 0 || !S_ISDIR(st.st_mode))
-		return;
+		goto out;
 	path[dir_len - 1] = '/';
 	fd = openat(AT_FDCWD, full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		goto out;
+	/*
+	 * The names that match, one after the other at the top; each batch of
+	 * directory entries is read right after them, and a matching name moves
+	 * down to join them (never past its own entry: a name is shorter than it).
+	 */
+	names = top();
 	for (;;) {
-		static char buf[4096] __attribute__((aligned(8)));
+		char *buf = names + ((used + 7) & -(size_t)8);
 		long off = 0;
 
 		/* getdents(2), not opendir(3): no malloc in the shim. */
-		got = getdents(fd, (struct dirent *)buf, sizeof(buf));
+		got = getdents(fd, (struct dirent *)buf, DENTS);
 		if (got <= 0)
 			break;
 		while (off < got) {
@@ -746,14 +785,19 @@ static void include(const char *pattern, const char *from, int depth)
 			/* Matching costs up to the pattern's length per byte of name. */
 			if (spend((long)cost) < 0)
 				goto listed_all;
-			if (n == MAX_MATCHES || len > sizeof(*all_names) - used || !match(base, de->d_name))
+			if (n == MAX_MATCHES || len > MAX_NAMES - used || !match(base, de->d_name))
 				continue;
-			match_[n++] = memcpy(names + used, de->d_name, len);
+			memmove(names + used, de->d_name, len);
 			used += len;
+			n++;
 		}
 	}
 listed_all:
 	close(fd);
+	keep(used);
+	match_ = (char **)keep(n * sizeof(char *));
+	for (i = 0; i < n; i++, names += strlen(names) + 1)
+		match_[i] = names;
 	/* Few names: an insertion sort is smaller than qsort(3). */
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && strcmp(match_[j - 1], match_[j]) > 0; j--) {
@@ -763,39 +807,49 @@ listed_all:
 			match_[j - 1] = t;
 		}
 	for (i = 0; i < n; i++) {
+		size_t at = m.top;
+		char *file = top();
+
 		if (dir_len + strlen(match_[i]) >= PATH_MAX)
 			continue;
-		strcpy(path + dir_len, match_[i]);
-		read_conf(path, depth + 1);
+		memcpy(file, path, dir_len);
+		strcpy(file + dir_len, match_[i]);
+		keep(strlen(file) + 1);
+		read_conf(file, depth + 1);
+		m.top = at;
 	}
+out:
+	m.top = mark;
 }
 
 /* glibc's /etc/ld.so.conf syntax: comments, include lines, hwcap lines, dirs. */
 static void read_conf(const char *path, int depth)
 {
 	/*
-	 * One buffer per include depth, outside the stack: on the stack, eight
-	 * nested includes took 860 KiB of it, and a shim started with a stack
-	 * limit under 1 MiB crashed.
+	 * The text at the arena's top, not on the stack: there, eight nested
+	 * includes took 860 KiB of it, and a shim started with a stack limit
+	 * under 1 MiB crashed.
 	 */
-	static char text[MAX_DEPTH + 1][MAX_CONF + 1];
-	char *full = scratch, *buf, *p, *next;
+	size_t mark = m.top;
+	char *full = top(), *buf, *p, *next;
 	struct stat st;
 	ssize_t n;
 	int fd;
 
-	if (depth > MAX_DEPTH || n_conf >= MAX_CONF_FILES || resolve(path, full, &st) < 0 || !S_ISREG(st.st_mode))
+	if (depth > MAX_DEPTH || m.n_conf >= MAX_CONF_FILES || resolve(path, full, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
-	n_conf++;
+	m.n_conf++;
 	fd = openat(AT_FDCWD, full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	buf = text[depth];
+	/* Over the path, which is done with. */
+	buf = full;
 	n = read(fd, buf, MAX_CONF);
 	close(fd);
 	if (n < 0)
 		return;
 	buf[n] = 0;
+	keep((size_t)n + 1);
 	for (p = buf; p; p = next) {
 		char *end, *hash;
 
@@ -810,7 +864,8 @@ static void read_conf(const char *path, int depth)
 		end = p + strlen(p);
 		while (end > p && (end[-1] == ' ' || (end[-1] >= '\t' && end[-1] <= '\r')))
 			*--end = 0;
-		if (!strncmp(p, "include", 7) && (p[7] == ' ' || p[7] == '\t')) {
+		/* memcmp(), not strncmp(): the text is in the arena, with room after it. */
+		if (!memcmp(p, "include", 7) && (p[7] == ' ' || p[7] == '\t')) {
 			/* Blank-separated patterns, as ldconfig's strsep() loop takes them. */
 			for (p += 8;;) {
 				char *pat;
@@ -832,6 +887,7 @@ static void read_conf(const char *path, int depth)
 			add_dir(p);
 		}
 	}
+	m.top = mark;
 }
 
 static void debug_line(const char *key, const char *value)
@@ -851,7 +907,7 @@ static void debug(int container, const char *loader, const char *path, char *con
 
 	debug_line("mode", container ? "container" : "host");
 	debug_line("loader", loader ? loader : "-");
-	debug_line("library-path", loader ? lp : "-");
+	debug_line("library-path", loader ? m.lp : "-");
 	debug_line("exec", path);
 	for (i = 0; args[i]; i++) {
 		char num[12], *q = num + sizeof(num) - 1;
@@ -892,13 +948,14 @@ extern char **environ;
 
 int main(int argc, char **argv)
 {
-	char target[PATH_MAX], loader[PATH_MAX], interp[MAX_INTERP], tried[PATH_MAX];
+	char *target, *loader = 0, *tried;
 	const char *host_loader = 0, *path, *dir;
-	struct stat st, top;
+	struct stat st, top_st;
 	int container = 0, fd, has_interp, argv0 = 0, i;
 	size_t env_n = 0;
 	char **env = environ;
 
+	m.root = "";
 	/*
 	 * Set-user-ID or otherwise privileged: the host loader ignores those bits
 	 * anyway, and a host tree that the container can write must not steer a
@@ -908,22 +965,27 @@ int main(int argc, char **argv)
 		bail(WHAT_SECURE, TARGET, EPERM);
 
 	/* A Toolbx host has /run/host -> ../: the same directory as /, so host mode. */
-	if (!stat(HOST_ROOT, &st) && S_ISDIR(st.st_mode) && !stat("/", &top) &&
-	    (st.st_dev != top.st_dev || st.st_ino != top.st_ino)) {
+	if (!stat(HOST_ROOT, &st) && S_ISDIR(st.st_mode) && !stat("/", &top_st) &&
+	    (st.st_dev != top_st.st_dev || st.st_ino != top_st.st_ino)) {
 		container = 1;
-		root = HOST_ROOT;
-		root_len = sizeof(HOST_ROOT) - 1;
+		m.root = HOST_ROOT;
+		m.root_len = sizeof(HOST_ROOT) - 1;
 	}
 
+	target = top();
 	if (resolve(TARGET, target, &st) < 0)
-		bail(WHAT_TARGET_MISSING, in_root(TARGET, tried), errno);
-	fd = open_program(target, &st, interp, &has_interp);
+		bail(WHAT_TARGET_MISSING, in_root(TARGET), errno);
+	keep(strlen(target) + 1);
+	fd = open_program(target, &st, &has_interp);
 	if (fd < 0)
-		bail(wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
+		bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
 	close(fd);
 	if (has_interp) {
+		char *interp = keep(strlen(top()) + 1);
+
 		/* Built for Toolbx: PT_INTERP already names /run/host/...; take the host path under it. */
-		if (!strncmp(interp, HOST_ROOT, sizeof(HOST_ROOT) - 1) && interp[sizeof(HOST_ROOT) - 1] == '/')
+		/* memcmp() reads past a shorter interp: still in the arena, and it differs at its NUL. */
+		if (!memcmp(interp, HOST_ROOT, sizeof(HOST_ROOT) - 1) && interp[sizeof(HOST_ROOT) - 1] == '/')
 			host_loader = interp + sizeof(HOST_ROOT) - 1;
 		else if (container)
 			host_loader = interp;
@@ -932,26 +994,33 @@ int main(int argc, char **argv)
 	if (host_loader) {
 		int err;
 
+		loader = top();
 		if (resolve(host_loader, loader, &st) < 0) {
 			err = errno;
 			/* Old Toolbx containers mount only parts of the host: try the usr-merged twin. */
-			if ((err != ENOENT && err != ENOTDIR) || strncmp(host_loader, "/lib", 4) ||
+			if ((err != ENOENT && err != ENOTDIR) || memcmp(host_loader, "/lib", 4) ||
 			    strlen(host_loader) + 4 >= PATH_MAX)
-				bail(WHAT_LOADER_MISSING, in_root(host_loader, tried), err);
+				bail(WHAT_LOADER_MISSING, in_root(host_loader), err);
+			tried = top();
 			strcpy(tried, "/usr");
 			strcat(tried, host_loader);
+			keep(strlen(tried) + 1);
+			loader = top();
 			if (resolve(tried, loader, &st) < 0)
-				bail(WHAT_LOADER_MISSING, in_root(host_loader, tried), err);
+				bail(WHAT_LOADER_MISSING, in_root(host_loader), err);
 		}
-		fd = open_program(loader, &st, interp, &has_interp);
+		keep(strlen(loader) + 1);
+		fd = open_program(loader, &st, &has_interp);
 		if (fd < 0)
-			bail(wrong_arch ? WHAT_WRONG_ARCH : WHAT_LOADER_BAD, loader, errno);
+			bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_LOADER_BAD, loader, errno);
 		argv0 = argc > 0 && knows_argv0(fd, &st);
 		close(fd);
 
 		/* The loader's own directory first: that is where its libc is. */
-		strcpy(tried, loader + root_len);
+		tried = top();
+		strcpy(tried, loader + m.root_len);
 		*strrchr(tried, '/') = 0;
+		keep(strlen(tried) + 1);
 		add_dir(tried[0] ? tried : "/");
 		read_conf("/etc/ld.so.conf", 0);
 		for (dir = STD_DIRS; *dir; dir += strlen(dir) + 1)
@@ -976,7 +1045,7 @@ int main(int argc, char **argv)
 			}
 			*a++ = "--inhibit-cache";
 			*a++ = "--library-path";
-			*a++ = lp;
+			*a++ = m.lp;
 			*a++ = target;
 			/* argv[0] is the loader's to replace; argc == 0 has none. */
 			i = argc > 0;

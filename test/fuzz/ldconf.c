@@ -65,8 +65,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		snprintf(path, sizeof(path), "%s/%s", base, LINKS[i][0]);
 		must(!symlink(LINKS[i][1], path), "symlink", path);
 	}
-	root = base;
-	root_len = strlen(base);
+	m.root = base;
+	m.root_len = strlen(base);
 	budget0 = budget;
 	return 0;
 }
@@ -146,35 +146,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n == 8)
 		check_match(part[6], len[6], part[7], len[7]);
 
-	lp_len = 0;
-	lp[0] = 0;
-	n_dirs = 0;
-	n_conf = 0;
-	n_seen = 0;
-	seen_used = 0;
+	m.lp_len = 0;
+	m.lp[0] = 0;
+	m.n_dirs = 0;
+	m.n_conf = 0;
+	m.n_seen = 0;
+	m.seen_used = 0;
+	m.top = 0;
 	budget = budget0;
 	read_conf("/etc/ld.so.conf", 0);
 
-	CHECK(n_dirs <= MAX_DIRS, "%d library path entries", n_dirs);
-	CHECK(n_conf <= MAX_CONF_FILES, "%d ld.so.conf files read", n_conf);
-	CHECK(strlen(lp) == lp_len, "lp_len %zu, strlen %zu", lp_len, strlen(lp));
-	for (e = lp, i = 0; *e; i++) {
+	CHECK(m.top == 0, "read_conf kept %zu bytes of the arena", m.top);
+	CHECK(m.n_dirs <= MAX_DIRS, "%d library path entries", m.n_dirs);
+	CHECK(m.n_conf <= MAX_CONF_FILES, "%d ld.so.conf files read", m.n_conf);
+	CHECK(strlen(m.lp) == m.lp_len, "lp_len %zu, strlen %zu", m.lp_len, strlen(m.lp));
+	for (e = m.lp, i = 0; *e; i++) {
 		const char *colon = strchrnul(e, ':'), *other;
 		size_t n_e = (size_t)(colon - e);
 		char dir[PATH_MAX];
 		struct stat st;
 
-		CHECK(n_e < PATH_MAX && n_e > root_len && !strncmp(e, root, root_len) && e[root_len] == '/',
-		      "entry %zu of \"%s\" is not below the root", i, lp);
+		CHECK(n_e < PATH_MAX && n_e > m.root_len && !strncmp(e, m.root, m.root_len) && e[m.root_len] == '/',
+		      "entry %zu of \"%s\" is not below the root", i, m.lp);
 		memcpy(dir, e, n_e);
 		dir[n_e] = 0;
 		CHECK(!strpbrk(dir, ";$"), "entry \"%s\" has \";\" or \"$\"", dir);
 		CHECK(!lstat(dir, &st) && S_ISDIR(st.st_mode), "entry \"%s\" is not a directory", dir);
 		for (other = colon; *other; other++)
 			if (other[0] == ':' && !strncmp(other + 1, dir, n_e) && (other[1 + n_e] == ':' || !other[1 + n_e]))
-				CHECK(0, "entry \"%s\" is listed twice in \"%s\"", dir, lp);
+				CHECK(0, "entry \"%s\" is listed twice in \"%s\"", dir, m.lp);
 		e = *colon ? colon + 1 : colon;
 	}
-	CHECK((int)i == n_dirs, "%zu entries, n_dirs %d", i, n_dirs);
+	CHECK((int)i == m.n_dirs, "%zu entries, n_dirs %d", i, m.n_dirs);
 	return 0;
 }

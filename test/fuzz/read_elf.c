@@ -44,26 +44,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char interp[MAX_INTERP];
+	/* read_elf() leaves the interpreter at the arena's top; knows_argv0() works there too. */
+	char *interp = top(), found[MAX_INTERP];
 	struct stat st;
 	int r, err, argv0;
 
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size || fstat(fd, &st) < 0)
 		abort();
-	memset(interp, 0xa5, sizeof(interp));
-	wrong_arch = 0;
+	memset(interp, 0xa5, MAX_PHDRS + MAX_INTERP);
+	m.wrong_arch = 0;
 	errno = 0;
-	r = read_elf(fd, interp);
+	r = read_elf(fd);
 	err = errno;
 	CHECK(r >= -1 && r <= 1, "read_elf returned %d", r);
 	CHECK(r != -1 || err == ENOEXEC, "failed with errno %d, not ENOEXEC", err);
-	CHECK(r == -1 || !wrong_arch, "wrong_arch set on success");
+	CHECK(r == -1 || !m.wrong_arch, "wrong_arch set on success");
 	if (r == 1) {
 		/* The interpreter is a C string inside the buffer, and the first PT_INTERP's bytes. */
-		size_t n = strnlen(interp, sizeof(interp));
+		size_t n = strnlen(interp, MAX_INTERP);
 
-		CHECK(n < sizeof(interp), "interpreter not NUL-terminated");
+		CHECK(n < MAX_INTERP, "interpreter not NUL-terminated");
 		CHECK(size >= sizeof(Ehdr), "interpreter from a %zu-byte file", size);
+		memcpy(found, interp, n + 1);
 	}
 	argv0 = knows_argv0(fd, &st);
 	CHECK(argv0 == 0 || argv0 == 1, "knows_argv0 returned %d", argv0);
@@ -76,11 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			hash = (hash ^ data[i]) * 0x100000001b3u;
 		fprintf(log_file, "%zu %016llx ", size, (unsigned long long)hash);
 		if (r < 0)
-			fputs(wrong_arch ? "wrong-arch" : "bad", log_file);
+			fputs(m.wrong_arch ? "wrong-arch" : "bad", log_file);
 		else if (r == 0)
 			fputs("static", log_file);
 		else {
-			const unsigned char *p = (const unsigned char *)interp;
+			const unsigned char *p = (const unsigned char *)found;
 
 			fputs("interp ", log_file);
 			for (; *p; p++)
