@@ -3,12 +3,14 @@
 // Containers: a busybox root (no libc), Debian bullseye (glibc 2.31), and
 // this machine (bookworm, 2.36). Hosts, seen at /run/host: this machine's
 // `/` and Debian trixie (2.41). Targets: coreutils' ls and id, node, and
-// Debian's real Toolbx binary. Each cell runs the host's program twice:
-// directly (the container's kernel view and loader), and through a shim made
-// by hostshim's generate. The native run on the host is the reference.
+// Debian's real Toolbx binary. Each cell runs the host's program directly
+// (the container's kernel view and loader), and through a shim made by
+// hostshim's generate, once in each mode (exec and chainload). The native
+// run on the host is the reference.
 //
-// A cell is proof when the direct run fails for the reason the loader model
-// (lib/ldso.ts) predicts, and the shim run then gives the native output.
+// A cell is proof, for a mode, when the direct run fails for the reason the
+// loader model (lib/ldso.ts) predicts, and that mode's shim run then gives
+// the native output.
 // Cells whose direct run works are reported as such, not counted.
 //
 // Two host-mode rows sit where container and host are the same system: the
@@ -26,7 +28,7 @@ import { debianTree, glibcVersion, type Tree } from './lib/debian.js'
 import { predictDirect, resolveInView, type Prediction, type View } from './lib/ldso.js'
 import { markdownTable, outcome, sameOutput, type CellResult, type Outcome } from './lib/matrix.js'
 import { bwrapArgs, makeBusyboxRoot, runIn, runOnMachine, SHIM_DIR, viewOf, type Sandbox } from './lib/sandbox.js'
-import { makeShim, type Shim } from './lib/shim.js'
+import { MODES, makeShim, type Shim } from './lib/shim.js'
 import { differences, mountsInTestDirs, otherMountChanges, OUT_DIR, snapshot } from './lib/state.js'
 import { removeTree, type RunResult } from './lib/sys.js'
 import { unpackToolbox, type Toolbox } from './lib/toolbox.js'
@@ -86,6 +88,7 @@ interface System {
 }
 
 let targets: Target[]
+/** By `MODE/NAME`. */
 const shims = new Map<string, Shim>()
 const NODE = realpathSync(process.execPath)
 
@@ -110,15 +113,17 @@ t.test('shims, made by hostshim generate', { timeout: 10 * MINUTE }, async (t) =
       invocations: [['--version']],
     },
   ]
-  const dir = join(work, 'shims')
-  await mkdir(dir)
   const t0 = Date.now()
-  for (const target of targets) {
-    const path = target.path.bookworm as string
-    const shim = await makeShim(target.name, path, dir)
-    shims.set(target.name, shim)
-    t.comment(`${target.name} -> ${path}: ${shim.bytes} bytes${shim.cached ? ' (from the compile cache)' : ''}`)
-    t.ok(shim.bytes > 0 && shim.bytes < 256 * 1024, `${target.name}: a small static shim`)
+  for (const shimMode of MODES) {
+    const dir = join(work, `shims-${shimMode}`)
+    await mkdir(dir)
+    for (const target of targets) {
+      const path = target.path.bookworm as string
+      const shim = await makeShim(target.name, path, dir, shimMode)
+      shims.set(`${shimMode}/${target.name}`, shim)
+      t.comment(`${target.name} -> ${path}, ${shimMode} mode: ${shim.bytes} bytes${shim.cached ? ' (from the compile cache)' : ''}`)
+      t.ok(shim.bytes > 0 && shim.bytes < 256 * 1024, `${target.name}, ${shimMode} mode: a small static shim`)
+    }
   }
   timings.push(['shims (generate)', Date.now() - t0])
   if (targets.find((x) => x.name === 'node')?.path.trixie === null) {
@@ -214,9 +219,10 @@ t.test('the matrix', { timeout: 10 * MINUTE }, async (t) => {
     for (const target of targets) {
       const key = `${container.key}/${host.key}/${target.name}`
       const path = target.path[host.key]
-      const shim = shims.get(target.name) as Shim
       if (path === null) {
-        results.push({ container: containerLabel, host: hostLabel, target: target.label, na: `no ${target.name} in the ${host.key} tree`, proof: false, shimMatchesNative: false, directMatchesNative: false })
+        for (const shimMode of MODES) {
+          results.push({ container: containerLabel, host: hostLabel, target: target.label, shimMode, na: `no ${target.name} in the ${host.key} tree`, proof: false, shimMatchesNative: false, directMatchesNative: false })
+        }
         t.comment(`${key}: n/a (${target.name} is not on the ${host.key} host)`)
         continue
       }
@@ -225,46 +231,32 @@ t.test('the matrix', { timeout: 10 * MINUTE }, async (t) => {
         t.ok(reference.ok, `native run on ${host.key} works`, { runs: reference.runs })
         t.comment(`native: ${reference.runs.map((r) => JSON.stringify(r.stdout.split('\n')[0])).join(', ')}`)
 
+        // The container, with the shim of a mode at SHIM_DIR/NAME; null: the machine itself.
+        const boxWith = (shim: Shim | null): Sandbox | null =>
+          pairing.machine
+            ? null
+            : {
+                root: container.root,
+                hostRoot: pairing.hostMode ? null : host.root,
+                ...(shim === null ? {} : { shims: [[shim.path, target.name]] }),
+                payloads: [toolbox.dir],
+              }
+        const box = boxWith(null)
         let view: View
         let direct: Outcome
-        let viaShim: Outcome
-        let debug: RunResult
-        if (pairing.machine) {
+        if (box === null) {
           // The machine itself, outside any namespace: no /run/host here.
           view = { root: '/', hostRoot: null }
           direct = await runAll(target, path, (argv) => runOnMachine(argv))
-          viaShim = await runAll(target, shim.path, (argv) => runOnMachine(argv))
-          debug = await runOnMachine([shim.path, ...(target.invocations[0] ?? [])], { HOSTSHIM_DEBUG: '1' })
         } else {
-          const box: Sandbox = {
-            root: container.root,
-            hostRoot: pairing.hostMode ? null : host.root,
-            shims: [[shim.path, target.name]],
-            payloads: [toolbox.dir],
-          }
           view = viewOf(box)
           const directPath = pairing.hostMode ? path : `/run/host${path}`
           direct = await runAll(target, directPath, (argv) => runIn(box, argv))
-          viaShim = await runAll(target, `${SHIM_DIR}/${target.name}`, (argv) => runIn(box, argv))
-          debug = await runIn(box, [`${SHIM_DIR}/${target.name}`, ...(target.invocations[0] ?? [])], { HOSTSHIM_DEBUG: '1' })
           t.comment(`bwrap ${bwrapArgs(box, [directPath]).join(' ')}`)
         }
         const prediction = await predictDirect(view, pairing.machine || pairing.hostMode ? path : `/run/host${path}`)
-        const mode = new RegExp(`^${target.name}: mode: (\\S+)$`, 'm').exec(debug.stderr)?.[1]
-        const loader = new RegExp(`^${target.name}: loader: (.*)$`, 'm').exec(debug.stderr)?.[1]
-
-        const shimMatchesNative = sameOutput(viaShim, reference)
         const directMatchesNative = sameOutput(direct, reference)
-        const proof = !direct.ok && prediction.fails && shimMatchesNative
-        results.push({ container: containerLabel, host: hostLabel, target: target.label, prediction, direct, shim: viaShim, ...(mode === undefined ? {} : { mode }), proof, shimMatchesNative, directMatchesNative })
-
         t.comment(`predicted direct: ${prediction.fails ? `fails (${prediction.kind}: ${prediction.reason})` : 'works'}`)
-        t.comment(`shim: ${mode} mode, loader ${loader}`)
-        t.equal(mode, pairing.hostMode ? 'host' : 'container', `the shim runs in ${pairing.hostMode ? 'host' : 'container'} mode`)
-        t.ok(shimMatchesNative, 'through the shim: the same exit status, stdout and stderr as natively on the host', {
-          shim: viaShim.runs.map(({ code, stdout, stderr }) => ({ code, stdout, stderr })),
-          native: reference.runs.map(({ code, stdout, stderr }) => ({ code, stdout, stderr })),
-        })
         if (prediction.fails) {
           t.notOk(direct.ok, `direct: fails, as predicted (${prediction.reason})`)
           const why = directFailsAsPredicted(prediction, direct)
@@ -272,29 +264,62 @@ t.test('the matrix', { timeout: 10 * MINUTE }, async (t) => {
         } else {
           t.ok(direct.ok && directMatchesNative, 'direct: works, as predicted (not counted as proof)', { stderr: direct.runs.map((r) => r.stderr) })
         }
-        if (MUST_PROVE.includes(key)) t.ok(proof, 'proof: the direct run fails and the shim run works')
+
+        for (const shimMode of MODES) {
+          await t.test(`${shimMode} mode`, async (t) => {
+            const shim = shims.get(`${shimMode}/${target.name}`) as Shim
+            const shimBox = boxWith(shim)
+            let viaShim: Outcome
+            let debug: RunResult
+            if (shimBox === null) {
+              viaShim = await runAll(target, shim.path, (argv) => runOnMachine(argv))
+              debug = await runOnMachine([shim.path, ...(target.invocations[0] ?? [])], { HOSTSHIM_DEBUG: '1' })
+            } else {
+              viaShim = await runAll(target, `${SHIM_DIR}/${target.name}`, (argv) => runIn(shimBox, argv))
+              debug = await runIn(shimBox, [`${SHIM_DIR}/${target.name}`, ...(target.invocations[0] ?? [])], { HOSTSHIM_DEBUG: '1' })
+            }
+            const mode = new RegExp(`^${target.name}: mode: (\\S+)$`, 'm').exec(debug.stderr)?.[1]
+            const loader = new RegExp(`^${target.name}: loader: (.*)$`, 'm').exec(debug.stderr)?.[1]
+
+            const shimMatchesNative = sameOutput(viaShim, reference)
+            const proof = !direct.ok && prediction.fails && shimMatchesNative
+            results.push({ container: containerLabel, host: hostLabel, target: target.label, shimMode, prediction, direct, shim: viaShim, ...(mode === undefined ? {} : { mode }), proof, shimMatchesNative, directMatchesNative })
+
+            t.comment(`shim: ${mode} mode, loader ${loader}`)
+            t.equal(mode, pairing.hostMode ? 'host' : 'container', `the shim runs in ${pairing.hostMode ? 'host' : 'container'} mode`)
+            t.ok(shimMatchesNative, 'through the shim: the same exit status, stdout and stderr as natively on the host', {
+              shim: viaShim.runs.map(({ code, stdout, stderr }) => ({ code, stdout, stderr })),
+              native: reference.runs.map(({ code, stdout, stderr }) => ({ code, stdout, stderr })),
+            })
+            if (MUST_PROVE.includes(key)) t.ok(proof, 'proof: the direct run fails and the shim run works')
+          })
+        }
       })
     }
   }
   timings.push(['matrix runs', Date.now() - t0])
-  const proven = results.filter((c) => c.proof).length
-  t.equal(proven >= MUST_PROVE.length, true, `${proven} proof cells (at least ${MUST_PROVE.length})`)
+  for (const shimMode of MODES) {
+    const proven = results.filter((c) => c.shimMode === shimMode && c.proof).length
+    t.equal(proven >= MUST_PROVE.length, true, `${shimMode} mode: ${proven} proof cells (at least ${MUST_PROVE.length})`)
+  }
 })
 
 // Not a cell of the matrix: bullseye as the host, for its glibc 2.31 loader,
 // which has no --argv0. The shim must notice and leave the option out.
-t.test("an old host loader: bullseye's glibc 2.31, without --argv0", async (t) => {
-  const shim = shims.get('ls') as Shim
-  const box: Sandbox = { root: busyboxRoot, hostRoot: bullseye.root, shims: [[shim.path, 'ls']] }
-  const native = await runIn({ root: bullseye.root, hostRoot: null }, ['/usr/bin/ls', '--version'])
-  const viaShim = await runIn(box, [`${SHIM_DIR}/ls`, '--version'])
-  const debug = await runIn(box, [`${SHIM_DIR}/ls`, '--version'], { HOSTSHIM_DEBUG: '1' })
-  t.equal(native.code, 0, `natively on bullseye: ${native.stdout.split('\n')[0]}`)
-  t.equal(viaShim.code, 0, 'through the shim in the busybox container: exit 0', { stderr: viaShim.stderr })
-  t.equal(viaShim.stdout, native.stdout, "the same output as bullseye's own ls")
-  t.match(debug.stderr, /^ls: loader: \/run\/host\/\S*ld-2\.31\.so$/m, "bullseye's loader, found through its absolute /lib64 link")
-  t.notMatch(debug.stderr, /--argv0/, 'no --argv0 for a 2.31 loader')
-})
+for (const shimMode of MODES) {
+  t.test(`${shimMode} mode: an old host loader: bullseye's glibc 2.31, without --argv0`, async (t) => {
+    const shim = shims.get(`${shimMode}/ls`) as Shim
+    const box: Sandbox = { root: busyboxRoot, hostRoot: bullseye.root, shims: [[shim.path, 'ls']] }
+    const native = await runIn({ root: bullseye.root, hostRoot: null }, ['/usr/bin/ls', '--version'])
+    const viaShim = await runIn(box, [`${SHIM_DIR}/ls`, '--version'])
+    const debug = await runIn(box, [`${SHIM_DIR}/ls`, '--version'], { HOSTSHIM_DEBUG: '1' })
+    t.equal(native.code, 0, `natively on bullseye: ${native.stdout.split('\n')[0]}`)
+    t.equal(viaShim.code, 0, 'through the shim in the busybox container: exit 0', { stderr: viaShim.stderr })
+    t.equal(viaShim.stdout, native.stdout, "the same output as bullseye's own ls")
+    t.match(debug.stderr, /^ls: loader: \/run\/host\/\S*ld-2\.31\.so$/m, "bullseye's loader, found through its absolute /lib64 link")
+    t.notMatch(debug.stderr, /--argv0/, 'no --argv0 for a 2.31 loader')
+  })
+}
 
 t.test('out/matrix.md', async (t) => {
   const total = Date.now() - started
@@ -305,14 +330,16 @@ t.test('out/matrix.md', async (t) => {
     '<!-- generated by `npm run test:e2e` (test/e2e/matrix.test.ts) -->',
     '',
     markdownTable(results),
-    `${results.length} cells: ${proofs} where the direct run fails and the shim gives the native output (**bold**),`,
-    `${works} where the direct run works too (not counted as proof), ${na} n/a (node is not in the trixie minbase tree).`,
+    `${results.length} cells (${results.length / MODES.length} in each shim mode: ${MODES.join(', ')}): ${proofs} where the direct run fails and`,
+    `the shim gives the native output (**bold**), ${works} where the direct run works too (not counted as proof), ${na} n/a`,
+    '(node is not in the trixie minbase tree).',
     '',
     '- *Direct*: the host\'s program exec\'d in the container as /run/host/PATH (host-mode rows: as PATH), so the',
     '  kernel and the container\'s own loader and libraries handle it. Every direct result, works or fails, is',
     '  first predicted from the ELF files (test/e2e/lib/ldso.ts) and then checked, failure reason included.',
     '- *Through the shim*: `hostshim generate` made a static shim for the same host path, bound into the',
-    '  container; it must give the same exit status, stdout and stderr as the native run.',
+    '  container; it must give the same exit status, stdout and stderr as the native run. *Shim*: its mode, `exec`',
+    '  (it execs the host loader) or `chainload` (it maps the host loader into its own process and jumps to it).',
     '- *Native*: the program run on its own host: this machine, or bwrap with the trixie tree as `/`; Toolbx\'s',
     '  binary with the `/run/host -> ../` symlink a Toolbx host has (made inside bwrap only).',
     '- Containers are bubblewrap sandboxes: the root read-only, the host read-only at /run/host. Host-mode rows',

@@ -7,6 +7,8 @@
 // Also the plain case, in the same container: the host's coreutils `ls`
 // bind-mounted directly fails on bullseye's glibc 2.31; through a shim it
 // runs and prints what it prints on the host.
+//
+// Every shim run happens in both modes, exec and chainload.
 
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
@@ -15,7 +17,8 @@ import t from 'tap'
 import { debianTree, type Tree } from './lib/debian.js'
 import { Podman, RUN_FLAGS } from './lib/podman.js'
 import { runIn, runOnMachine } from './lib/sandbox.js'
-import { makeShim, type Shim } from './lib/shim.js'
+import type { ShimMode } from '../../launcher/config.js'
+import { MODES, makeShim, type Shim } from './lib/shim.js'
 import { differences, mountsInTestDirs, otherMountChanges, OUT_DIR, snapshot } from './lib/state.js'
 import { mustRun, mountsUnder, removeTree } from './lib/sys.js'
 import { unpackToolbox, type Toolbox } from './lib/toolbox.js'
@@ -44,16 +47,18 @@ t.teardown(async () => {
 
 let bullseye: Tree
 let toolbox: Toolbox
-let toolboxShim: Shim
-let lsShim: Shim
+const toolboxShims = {} as Record<ShimMode, Shim>
+const lsShims = {} as Record<ShimMode, Shim>
 
 t.test('setup: the bullseye image, the Toolbx binary, the shims', { timeout: 20 * MINUTE }, async (t) => {
   bullseye = await debianTree('bullseye', (s) => t.comment(s))
   toolbox = await unpackToolbox(join(work, 'podman-toolbox'))
-  const shimDir = join(work, 'shims')
-  await mkdir(shimDir)
-  toolboxShim = await makeShim('toolbox', toolbox.binary, shimDir)
-  lsShim = await makeShim('ls', '/usr/bin/ls', shimDir)
+  for (const mode of MODES) {
+    const shimDir = join(work, `shims-${mode}`)
+    await mkdir(shimDir)
+    toolboxShims[mode] = await makeShim('toolbox', toolbox.binary, shimDir, mode)
+    lsShims[mode] = await makeShim('ls', '/usr/bin/ls', shimDir, mode)
+  }
   t.comment(`target ${toolbox.binary} (${toolbox.deb}, PT_INTERP ${toolbox.interp})`)
 
   const tarball = join(work, 'bullseye.tar')
@@ -78,15 +83,20 @@ t.test('toolbox --version in the container, through the shim', { timeout: 5 * MI
   t.equal(native.code, 0, 'natively, on a host with the /run/host symlink')
   t.match(native.stdout, /^toolbox version \d/, `native: ${native.stdout.trim()}`)
 
-  const viaShim = await podman.run(runArgs([`${toolboxShim.path}:/usr/bin/toolbox:ro`], ['/usr/bin/toolbox', '--version']))
-  t.equal(viaShim.code, 0, 'through the shim at /usr/bin/toolbox: exit 0', { stderr: viaShim.stderr })
-  t.equal(viaShim.stdout, native.stdout, `through the shim: ${viaShim.stdout.trim()}`)
-  rows.push(['toolbox --version (Debian\'s Toolbx binary)', 'through the shim at /usr/bin/toolbox', viaShim.code === 0 ? `works: \`${firstLine(viaShim.stdout)}\`` : `FAILS: ${firstLine(viaShim.stderr)}`])
+  for (const mode of MODES) {
+    await t.test(`${mode} mode`, async (t) => {
+      const shim = toolboxShims[mode]
+      const viaShim = await podman.run(runArgs([`${shim.path}:/usr/bin/toolbox:ro`], ['/usr/bin/toolbox', '--version']))
+      t.equal(viaShim.code, 0, 'through the shim at /usr/bin/toolbox: exit 0', { stderr: viaShim.stderr })
+      t.equal(viaShim.stdout, native.stdout, `through the shim: ${viaShim.stdout.trim()}`)
+      rows.push(['toolbox --version (Debian\'s Toolbx binary)', `through the ${mode}-mode shim at /usr/bin/toolbox`, viaShim.code === 0 ? `works: \`${firstLine(viaShim.stdout)}\`` : `FAILS: ${firstLine(viaShim.stderr)}`])
 
-  const debug = await podman.run(runArgs([`${toolboxShim.path}:/usr/bin/toolbox:ro`], ['env', 'HOSTSHIM_DEBUG=1', '/usr/bin/toolbox', '--version']))
-  t.match(debug.stderr, /^toolbox: mode: container$/m, 'the shim is in container mode')
-  t.match(debug.stderr, /^toolbox: loader: \/run\/host\/\S*ld-linux-x86-64\.so\.2$/m, 'and runs the host loader under /run/host')
-  t.comment(debug.stderr.trim())
+      const debug = await podman.run(runArgs([`${shim.path}:/usr/bin/toolbox:ro`], ['env', 'HOSTSHIM_DEBUG=1', '/usr/bin/toolbox', '--version']))
+      t.match(debug.stderr, /^toolbox: mode: container$/m, 'the shim is in container mode')
+      t.match(debug.stderr, /^toolbox: loader: \/run\/host\/\S*ld-linux-x86-64\.so\.2$/m, 'and runs the host loader under /run/host')
+      t.comment(debug.stderr.trim())
+    })
+  }
 
   // Toolbx's own binary works here too: its PT_INTERP and RUNPATH point at /run/host.
   const direct = await podman.run(runArgs([`${toolbox.binary}:/usr/bin/toolbox:ro`], ['/usr/bin/toolbox', '--version']))
@@ -100,12 +110,16 @@ t.test("the host's ls in the container: direct fails, the shim works", { timeout
   const direct = await podman.run(runArgs(['/usr/bin/ls:/usr/local/bin/host-ls:ro'], ['/usr/local/bin/host-ls', '--version']))
   t.not(direct.code, 0, `direct: fails (exit ${direct.code})`)
   t.match(direct.stderr, /version `GLIBC_2\.3[3-9]' not found/, `direct: ${direct.stderr.trim().split('\n')[0]}`)
-  const viaShim = await podman.run(runArgs([`${lsShim.path}:/usr/local/bin/host-ls:ro`], ['/usr/local/bin/host-ls', '--version']))
-  t.equal(viaShim.code, 0, 'through the shim: exit 0', { stderr: viaShim.stderr })
-  t.equal(viaShim.stdout, native.stdout, 'through the shim: the same output as on the host')
   const version = /version `([^']+)' not found/.exec(direct.stderr)?.[1]
   rows.push(["the host's ls --version", 'bound directly', direct.code === 0 ? 'works' : `fails: \`version ${version ?? '?'} not found\``])
-  rows.push(["the host's ls --version", 'through the shim', viaShim.code === 0 ? `**works**: \`${firstLine(viaShim.stdout)}\`` : `FAILS: ${firstLine(viaShim.stderr)}`])
+  for (const mode of MODES) {
+    await t.test(`${mode} mode`, async (t) => {
+      const viaShim = await podman.run(runArgs([`${lsShims[mode].path}:/usr/local/bin/host-ls:ro`], ['/usr/local/bin/host-ls', '--version']))
+      t.equal(viaShim.code, 0, 'through the shim: exit 0', { stderr: viaShim.stderr })
+      t.equal(viaShim.stdout, native.stdout, 'through the shim: the same output as on the host')
+      rows.push(["the host's ls --version", `through the ${mode}-mode shim`, viaShim.code === 0 ? `**works**: \`${firstLine(viaShim.stdout)}\`` : `FAILS: ${firstLine(viaShim.stderr)}`])
+    })
+  }
 })
 
 t.test('out/podman.md', async (t) => {
@@ -122,7 +136,7 @@ t.test('out/podman.md', async (t) => {
   await mkdir(OUT_DIR, { recursive: true })
   await writeFile(join(OUT_DIR, 'podman.md'), text)
   process.stderr.write(`\n${text}\n`)
-  t.equal(rows.length, 4, 'four rows')
+  t.equal(rows.length, 2 + 2 * MODES.length, 'a row for each program bound directly, and one for each through each mode\'s shim')
 })
 
 t.test('cleanup: no images, no containers, nothing left', async (t) => {

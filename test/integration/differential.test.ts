@@ -3,11 +3,14 @@
 // Each tree (test/lib/randomtree.ts) is made on disk, planned by
 // launcher/plan.ts, and run with the compiled shim in a bwrap container with
 // the tree at /run/host (container mode) and, for some, with the tree as "/"
-// (host mode). With the debug variable set, the shim's stderr must be the
-// model's bytes: the debug lines and then what the exec'd program did (the
-// fake loaders are refused by execve: "cannot execute ... Permission denied",
-// 126; static targets are busybox: "NAME: applet not found", 127), or the one
-// line of a failure and its exit code.
+// (host mode), once with an exec-mode shim and once with a chainload-mode
+// one. With the debug variable set, the shim's stderr must be the model's
+// bytes: the debug lines and then what the exec'd program did (the fake
+// loaders cannot run: "cannot execute ...", 126, test/lib/hosttree.ts
+// fakeLoaderOutcome; static targets are busybox: "NAME: applet not found",
+// 127), or the one line of a failure and its exit code. The debug lines and
+// how the run ends are counted apart, so that one wrong ending does not hide
+// the debug output of the other trees.
 //
 // HOSTSHIM_DIFF_SEED=N reruns the trees of a failed run (the seed is printed);
 // HOSTSHIM_DIFF_TREES=N sets how many (default 240).
@@ -15,19 +18,19 @@
 import { readFileSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import t from 'tap'
-import type { ShimConfig } from '../../launcher/config.js'
+import type { ShimConfig, ShimMode } from '../../launcher/config.js'
 import { readElf, toHostBytes, type Mode, type Plan } from '../../launcher/plan.js'
 import { ARCHES } from '../../launcher/arch.js'
 import { BWRAP, HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost } from '../lib/container.js'
 import { memoryFile } from '../lib/fuzz.js'
-import { buildTree, copyRealFiles, planTree, shimConfig, type RealFiles } from '../lib/hosttree.js'
+import { buildTree, copyRealFiles, fakeLoaderOutcome, planTree, shimConfig, type RealFiles } from '../lib/hosttree.js'
 import { describeEntry, randomTree, type RandomTree, type ShimChoice } from '../lib/randomtree.js'
-import { COMPILE_TIMEOUT_MS, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
 import { debugEnv, expectedOutput, runShim } from '../lib/shimrun.js'
 
 const SEED = Number(process.env.HOSTSHIM_DIFF_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const TREES = Number(process.env.HOSTSHIM_DIFF_TREES ?? 240)
-t.setTimeout(COMPILE_TIMEOUT_MS + TREES * 2000)
+t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * TREES * 2000)
 
 const scratch = await makeScratchDir('differential')
 t.teardown(async () => {
@@ -41,9 +44,13 @@ const FIELDS: Readonly<Record<ShimChoice, ShimFields>> = {
   toolbox: { name: 'toolbox', target: '/usr/bin/toolbox', libDirs: ['/opt/vendor/lib', '/usr/lib/extra'] },
   tb: { name: 'tb', target: '/usr/libexec/toolbox/toolbox', argv0: false, env: { TB: '1' } },
 }
-const shims = {
-  toolbox: { path: await buildShim(FIELDS.toolbox), config: shimConfig(FIELDS.toolbox) },
-  tb: { path: await buildShim(FIELDS.tb), config: shimConfig(FIELDS.tb) },
+type Shims = Record<ShimChoice, { path: string; config: ShimConfig }>
+const shims = {} as Record<ShimMode, Shims>
+for (const mode of MODES) {
+  shims[mode] = {
+    toolbox: { path: await buildShim(FIELDS.toolbox, mode), config: shimConfig(FIELDS.toolbox) },
+    tb: { path: await buildShim(FIELDS.tb, mode), config: shimConfig(FIELDS.tb) },
+  }
 }
 const busyboxIno = statSync(real.busybox).ino
 
@@ -51,34 +58,38 @@ const busyboxIno = statSync(real.busybox).ino
 const HOST_AT = (name: string) => `/.shim/${name}`
 
 /**
- * What the exec'd file does when the kernel runs it: busybox says "applet
- * not found", a fake loader (PT_INTERP "/") is refused with EACCES; anything
- * else (a crafted program run directly in host mode) is not predicted.
+ * What the exec'd file does when it is run: busybox says "applet not found",
+ * a fake loader (PT_INTERP "/") cannot run (fakeLoaderOutcome); anything else
+ * (a crafted program run directly in host mode) is not predicted.
  */
-function outcomeOf(tree: string, plan: Plan & { ok: true }, mode: Mode): { kind: 'EACCES' | 'applet' | 'any' } {
+function outcomeOf(tree: string, plan: Plan & { ok: true }, mode: Mode): { kind: 'fake' | 'applet' | 'any' } {
   const hostPath = mode === 'container' ? plan.exec.slice(HOST_ROOT.length) : plan.exec
   const file = join(tree, hostPath)
   if (statSync(file).ino === busyboxIno) return { kind: 'applet' }
   const elf = readElf(memoryFile(readFileSync(file)), ARCHES.x86_64)
-  return { kind: elf.ok && elf.interp === '/' ? 'EACCES' : 'any' }
+  return { kind: elf.ok && elf.interp === '/' ? 'fake' : 'any' }
 }
 
 interface Verdict {
+  /** the debug lines, or a failure's one line and status, are the model's */
+  readonly debugOk: boolean
+  /** and after the debug lines, the run ended as predicted */
   readonly ok: boolean
   readonly detail: string
 }
 
-function compare(config: ShimConfig, plan: Plan, tree: string, mode: Mode, status: number | null, stderr: Buffer): Verdict {
+function compare(config: ShimConfig, plan: Plan, tree: string, mode: Mode, shimMode: ShimMode, status: number | null, stderr: Buffer): Verdict {
   let want: Buffer
   let wantStatus: number | undefined
   let prefixOnly = false
+  const debug = plan.ok ? expectedOutput(config, plan, true).stderr : null
   if (!plan.ok) {
     ;({ stderr: want, status: wantStatus } = expectedOutput(config, plan, true))
   } else {
     const outcome = outcomeOf(tree, plan, mode)
-    if (outcome.kind === 'EACCES') ({ stderr: want, status: wantStatus } = expectedOutput(config, plan, true, 'EACCES'))
+    if (outcome.kind === 'fake') ({ stderr: want, status: wantStatus } = expectedOutput(config, plan, true, fakeLoaderOutcome(shimMode)))
     else {
-      want = expectedOutput(config, plan, true).stderr
+      want = debug as Buffer
       if (outcome.kind === 'applet') {
         want = Buffer.concat([want, toHostBytes(`${basename(plan.argv[0] ?? '')}: applet not found\n`)])
         wantStatus = 127
@@ -87,7 +98,9 @@ function compare(config: ShimConfig, plan: Plan, tree: string, mode: Mode, statu
   }
   const got = prefixOnly ? stderr.subarray(0, want.length) : stderr
   const ok = got.equals(want) && (prefixOnly || status === wantStatus)
+  const debugOk = ok || (debug !== null && stderr.subarray(0, debug.length).equals(debug))
   return {
+    debugOk,
     ok,
     detail: ok ? '' : `expected exit ${wantStatus ?? 'any'} and stderr${prefixOnly ? ' starting with' : ''}:\n${want.toString('latin1')}\ngot exit ${status} and stderr:\n${stderr.toString('latin1')}`,
   }
@@ -103,62 +116,72 @@ function describeTree(tree: RandomTree): string {
   ].join('\n')
 }
 
-t.test(`${TREES} random host trees: the shim prints what the model says`, async (t) => {
-  t.comment(`seed ${SEED} (HOSTSHIM_DIFF_SEED=${SEED} reruns these trees)`)
-  const tally = new Map<string, number>()
-  const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1)
-  let failures = 0
-  for (let i = 0; i < TREES; i++) {
-    const tree = randomTree(SEED + i, real)
-    const { path: shim, config } = shims[tree.shim]
-    const dir = buildTree(join(scratch, `t${i}`), { ...tree.spec, [HOST_AT(config.name)]: { file: '', mode: 0o644 } })
-    const at = `/usr/bin/${config.name}`
+/** At most this many trees are described in full for each kind of difference. */
+const SHOWN = 5
 
-    const plan = planTree(config, dir, [at, ...tree.args], 'container')
-    count(plan.ok ? (plan.loader === null ? 'container: direct exec' : 'container: via the loader') : `container: ${plan.what} ${plan.errno}`)
-    const run = runShim({ root, tree: dir, shim, at, argv: [at, ...tree.args] })
-    const v = compare(config, plan, dir, 'container', run.status, run.stderr)
-    if (!v.ok) {
-      failures++
-      t.fail(`container mode differs\n${describeTree(tree)}\n${v.detail}`)
-    }
-
-    if (tree.hostMode) {
-      const hostAt = HOST_AT(config.name)
-      const hostPlan = planTree(config, dir, [hostAt, ...tree.args], 'host')
-      count(hostPlan.ok ? (hostPlan.loader === null ? 'host: direct exec' : 'host: via the loader') : `host: ${hostPlan.what} ${hostPlan.errno}`)
-      // The tree is "/": no /run/host, so the shim is in host mode.
-      const r = runHost(BWRAP, ['--bind', dir, '/', '--ro-bind', shim, hostAt, '--chdir', '/', '--die-with-parent', '--', hostAt, ...tree.args], {
-        env: debugEnv(),
-      })
-      const hv = compare(config, hostPlan, dir, 'host', r.status, r.stderr)
-      if (!hv.ok) {
-        failures++
-        t.fail(`host mode differs\n${describeTree(tree)}\n${hv.detail}`)
+for (const mode of MODES) {
+  t.test(`${mode} mode`, async (t) => {
+    t.test(`${TREES} random host trees: the shim prints what the model says`, async (t) => {
+      t.comment(`seed ${SEED} (HOSTSHIM_DIFF_SEED=${SEED} reruns these trees)`)
+      const tally = new Map<string, number>()
+      const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1)
+      // Debug output that differs from the model's, and runs that then end otherwise than predicted.
+      let failures = 0
+      let endings = 0
+      const report = (where: Mode, tree: RandomTree, v: Verdict) => {
+        if (v.ok) return
+        if (!v.debugOk) failures++
+        else endings++
+        if ((v.debugOk ? endings : failures) <= SHOWN) {
+          t.fail(`${where} mode ${v.debugOk ? 'ends otherwise than predicted, after the model\'s debug lines' : 'differs'}\n${describeTree(tree)}\n${v.detail}`)
+        }
       }
-    }
-    if (failures >= 5) break
-  }
-  t.equal(failures, 0, `no difference in ${TREES} trees`)
-  t.comment([...tally].sort().map(([k, n]) => `${String(n).padStart(4)}  ${k}`).join('\n'))
-  // The mix is wide enough to mean something.
-  const kinds = [...tally.keys()]
-  t.ok(kinds.some((k) => k === 'container: via the loader'), 'some trees run through the loader')
-  t.ok(kinds.some((k) => k === 'container: direct exec'), 'some run a static target directly')
-  t.ok(kinds.filter((k) => k.startsWith('container: ') && !k.includes('exec') && !k.includes('loader')).length >= 4, 'and several kinds of failure')
-  t.ok(kinds.some((k) => k.startsWith('host: ')), 'some run in host mode')
-})
+      for (let i = 0; i < TREES; i++) {
+        const tree = randomTree(SEED + i, real)
+        const { path: shim, config } = shims[mode][tree.shim]
+        const dir = buildTree(join(scratch, mode, `t${i}`), { ...tree.spec, [HOST_AT(config.name)]: { file: '', mode: 0o644 } })
+        const at = `/usr/bin/${config.name}`
 
-t.test('the real host, seen from a container, for a few real programs', async (t) => {
-  for (const target of ['/usr/bin/env', '/bin/true', '/usr/bin/id', '/bin/busybox']) {
-    const fields: ShimFields = { name: 'real', target, libDirs: ['/usr/local/lib'] }
-    const config = shimConfig(fields)
-    const plan = planTree(config, '/', ['/usr/bin/real', '--version'], 'container')
-    const run = runShim({ root, tree: '/', shim: await buildShim(fields), at: '/usr/bin/real', argv: ['/usr/bin/real', '--version'] })
-    const debug = expectedOutput(config, plan, true).stderr
-    t.equal(run.stderr.subarray(0, debug.length).toString('latin1'), debug.toString('latin1'), `${target}: the debug lines are the model's`)
-  }
-})
+        const plan = planTree(config, dir, [at, ...tree.args], 'container')
+        count(plan.ok ? (plan.loader === null ? 'container: direct exec' : 'container: via the loader') : `container: ${plan.what} ${plan.errno}`)
+        const run = runShim({ root, tree: dir, shim, at, argv: [at, ...tree.args] })
+        report('container', tree, compare(config, plan, dir, 'container', mode, run.status, run.stderr))
+
+        if (tree.hostMode) {
+          const hostAt = HOST_AT(config.name)
+          const hostPlan = planTree(config, dir, [hostAt, ...tree.args], 'host')
+          count(hostPlan.ok ? (hostPlan.loader === null ? 'host: direct exec' : 'host: via the loader') : `host: ${hostPlan.what} ${hostPlan.errno}`)
+          // The tree is "/": no /run/host, so the shim is in host mode.
+          const r = runHost(BWRAP, ['--bind', dir, '/', '--ro-bind', shim, hostAt, '--chdir', '/', '--die-with-parent', '--', hostAt, ...tree.args], {
+            env: debugEnv(),
+          })
+          report('host', tree, compare(config, hostPlan, dir, 'host', mode, r.status, r.stderr))
+        }
+        if (failures >= SHOWN) break
+      }
+      t.equal(failures, 0, `no difference from the model's debug output and failures in ${TREES} trees`)
+      t.equal(endings, 0, 'every run through the model\'s plan ended as predicted')
+      t.comment([...tally].sort().map(([k, n]) => `${String(n).padStart(4)}  ${k}`).join('\n'))
+      // The mix is wide enough to mean something.
+      const kinds = [...tally.keys()]
+      t.ok(kinds.some((k) => k === 'container: via the loader'), 'some trees run through the loader')
+      t.ok(kinds.some((k) => k === 'container: direct exec'), 'some run a static target directly')
+      t.ok(kinds.filter((k) => k.startsWith('container: ') && !k.includes('exec') && !k.includes('loader')).length >= 4, 'and several kinds of failure')
+      t.ok(kinds.some((k) => k.startsWith('host: ')), 'some run in host mode')
+    })
+
+    t.test('the real host, seen from a container, for a few real programs', async (t) => {
+      for (const target of ['/usr/bin/env', '/bin/true', '/usr/bin/id', '/bin/busybox']) {
+        const fields: ShimFields = { name: 'real', target, libDirs: ['/usr/local/lib'] }
+        const config = shimConfig(fields)
+        const plan = planTree(config, '/', ['/usr/bin/real', '--version'], 'container')
+        const run = runShim({ root, tree: '/', shim: await buildShim(fields, mode), at: '/usr/bin/real', argv: ['/usr/bin/real', '--version'] })
+        const debug = expectedOutput(config, plan, true).stderr
+        t.equal(run.stderr.subarray(0, debug.length).toString('latin1'), debug.toString('latin1'), `${target}: the debug lines are the model's`)
+      }
+    })
+  })
+}
 
 t.test('no mount leaked into the test process', async (t) => {
   assertNoStrayMounts(t, [scratch])

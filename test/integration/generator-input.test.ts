@@ -11,6 +11,8 @@
 //     so in one line, "hostshim: FIELD: ...", with exit code 3 and no stack;
 //   - the same config gives the same C and the same binary, compiled twice
 //     from empty caches.
+// Every property holds for both modes' C (exec and chainload), and the
+// compiled samples run in both modes.
 
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -21,7 +23,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
 import { ARCHES } from '../../launcher/arch.js'
-import { MAX_PATH_BYTES, shimConfigOf, validateConfig, type RawConfig, type ShimConfig } from '../../launcher/config.js'
+import { MAX_PATH_BYTES, shimConfigOf, validateConfig, type RawConfig, type ShimConfig, type ShimMode } from '../../launcher/config.js'
 import { ConfigError } from '../../launcher/errors.js'
 import { generate } from '../../launcher/generate.js'
 import { loadZig } from '../../launcher/toolchain.js'
@@ -29,10 +31,10 @@ import { renderShim } from '../../shim/template.js'
 import { REPO } from '../lib/cli.js'
 import { CONTAINER_ENV, makeBusyboxRoot, makeScratchDir, removeScratchDir, runInContainer } from '../lib/container.js'
 import { DEB_DIR, buildTree, copyRealFiles, planTree, workingHost } from '../lib/hosttree.js'
-import { COMPILE_TIMEOUT_MS, buildShim, removeBuiltShims } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, buildShim, removeBuiltShims } from '../lib/shims.js'
 import { expectedOutput } from '../lib/shimrun.js'
 
-t.setTimeout(COMPILE_TIMEOUT_MS * 3)
+t.setTimeout(COMPILE_TIMEOUT_MS * 3 * MODES.length)
 
 const scratch = await makeScratchDir('generator')
 t.teardown(async () => {
@@ -151,42 +153,46 @@ const legal = fc
   })
   .filter((r) => r.target !== r.hostRoot && !r.target.startsWith(`${r.hostRoot}/`) && !(r.debugEnv in r.env))
 
-t.test('legal values reach the C literals byte for byte, and only there', async (t) => {
-  const base = skeleton(renderShim(shimConfigOf(validateConfig({ name: 'x', target: '/x' })), x86))
-  let runs = 0
-  fc.assert(
-    fc.property(legal, (raw) => {
-      const config = shimConfigOf(validateConfig(raw))
-      const c = renderShim(config, x86)
-      runs++
-      return (
-        scalar(c, 'NAME').equals(utf8(raw.name)) &&
-        scalar(c, 'TARGET').equals(utf8(raw.target)) &&
-        scalar(c, 'HOST_ROOT').equals(utf8(raw.hostRoot)) &&
-        scalar(c, 'DEBUG_ENV').equals(utf8(raw.debugEnv)) &&
-        array(c, 'EXTRA_DIRS').every((b, i) => b.equals(utf8(raw.libDirs[i] as string))) &&
-        array(c, 'EXTRA_DIRS').length === raw.libDirs.length &&
-        JSON.stringify(array(c, 'SET_ENV').map((b) => b.toString('hex'))) ===
-          JSON.stringify(Object.entries(raw.env).map(([k, v]) => utf8(`${k}=${v}`).toString('hex'))) &&
-        skeleton(c) === base
-      )
-    }),
-    { numRuns: 300 },
-  )
-  t.equal(runs >= 300, true, `${runs} configs`)
-  // The decoder itself, on the emitter's hard cases.
-  const hard = 'a"b\\c??/d\n\x01\x7f é 😀 \\101'
-  const c = renderShim(shimConfigOf(validateConfig({ name: 'x', target: `/${hard}` })), x86)
-  t.same(scalar(c, 'TARGET'), utf8(`/${hard}`))
-  t.notMatch(c, /\\x[0-9a-f]/, 'no \\x escape anywhere')
-})
+/** The C of a config, in `mode`. */
+const render = (raw: RawConfig, mode: ShimMode) => renderShim(shimConfigOf(validateConfig({ ...raw, mode })), x86)
 
-t.test('the longest legal paths round-trip too', async (t) => {
-  const long = `/${'é'.repeat((MAX_PATH_BYTES - 1) / 2)}`
-  t.equal(utf8(long).length, MAX_PATH_BYTES)
-  const c = renderShim(shimConfigOf(validateConfig({ name: 'x', target: long, libDirs: [long.replace('/', '/l')].map((p) => p.slice(0, -1)) })), x86)
-  t.same(scalar(c, 'TARGET'), utf8(long))
-})
+for (const mode of MODES) {
+  t.test(`${mode} mode: legal values reach the C literals byte for byte, and only there`, async (t) => {
+    const base = skeleton(render({ name: 'x', target: '/x' }, mode))
+    let runs = 0
+    fc.assert(
+      fc.property(legal, (raw) => {
+        const c = render(raw, mode)
+        runs++
+        return (
+          scalar(c, 'NAME').equals(utf8(raw.name)) &&
+          scalar(c, 'TARGET').equals(utf8(raw.target)) &&
+          scalar(c, 'HOST_ROOT').equals(utf8(raw.hostRoot)) &&
+          scalar(c, 'DEBUG_ENV').equals(utf8(raw.debugEnv)) &&
+          array(c, 'EXTRA_DIRS').every((b, i) => b.equals(utf8(raw.libDirs[i] as string))) &&
+          array(c, 'EXTRA_DIRS').length === raw.libDirs.length &&
+          JSON.stringify(array(c, 'SET_ENV').map((b) => b.toString('hex'))) ===
+            JSON.stringify(Object.entries(raw.env).map(([k, v]) => utf8(`${k}=${v}`).toString('hex'))) &&
+          skeleton(c) === base
+        )
+      }),
+      { numRuns: 300 },
+    )
+    t.equal(runs >= 300, true, `${runs} configs`)
+    // The decoder itself, on the emitter's hard cases.
+    const hard = 'a"b\\c??/d\n\x01\x7f é 😀 \\101'
+    const c = render({ name: 'x', target: `/${hard}` }, mode)
+    t.same(scalar(c, 'TARGET'), utf8(`/${hard}`))
+    t.notMatch(c, /\\x[0-9a-f]/, 'no \\x escape anywhere')
+  })
+
+  t.test(`${mode} mode: the longest legal paths round-trip too`, async (t) => {
+    const long = `/${'é'.repeat((MAX_PATH_BYTES - 1) / 2)}`
+    t.equal(utf8(long).length, MAX_PATH_BYTES)
+    const c = render({ name: 'x', target: long, libDirs: [long.replace('/', '/l')].map((p) => p.slice(0, -1)) }, mode)
+    t.same(scalar(c, 'TARGET'), utf8(long))
+  })
+}
 
 // ---------------------------------------------------------------------------
 // Illegal values.
@@ -211,6 +217,7 @@ const breakages = fc.oneof(
   fc.constant<Breakage>({ field: 'name', raw: (b) => ({ ...b, name: 'x'.repeat(65) }) }),
   fc.constant<Breakage>({ field: 'argv0', raw: (b) => ({ ...b, argv0: 'yes' }) }),
   fc.constant<Breakage>({ field: 'libDirs', raw: (b) => ({ ...b, libDirs: '/opt/lib' }) }),
+  fc.constantFrom('Chainload', 'execve', '', 'exec ').map((m): Breakage => ({ field: 'mode', raw: (b) => ({ ...b, mode: m }) })),
 )
 
 t.test('illegal values: a ConfigError naming the field', async (t) => {
@@ -294,73 +301,78 @@ t.test('the CLI refuses bad values in one line, exit 3', async (t) => {
 // ---------------------------------------------------------------------------
 // Determinism.
 
-t.test('the same config gives the same C and the same binary, from empty caches', async (t) => {
-  const zig = await loadZig()
-  const raw: RawConfig = { name: 'same', target: '/usr/bin/sâme "x"', libDirs: ['/opt/é'], env: { K: 'v\nw' }, arch: 'x86_64' }
-  const config = shimConfigOf(validateConfig(raw))
-  t.equal(renderShim(config, x86), renderShim(shimConfigOf(validateConfig(raw)), x86), 'the same C')
-  const digests: string[] = []
-  for (const run of [1, 2]) {
-    const cacheDir = await mkdtemp(join(tmpdir(), 'hostshim-generator-cache-'))
-    try {
-      const output = join(scratch, `same-${run}`)
-      const [built] = await generate(validateConfig({ ...raw, output }), { zig, cacheDir })
-      t.equal(built?.cached, false, `run ${run}: compiled, not from a cache`)
-      digests.push(createHash('sha256').update(await readFile(output)).digest('hex'))
-      t.equal(built?.sha256, digests[digests.length - 1], `run ${run}: the sha256 generate reports`)
-    } finally {
-      await rm(cacheDir, { recursive: true, force: true })
+for (const mode of MODES) {
+  t.test(`${mode} mode: the same config gives the same C and the same binary, from empty caches`, async (t) => {
+    const zig = await loadZig()
+    const raw: RawConfig = { name: 'same', target: '/usr/bin/sâme "x"', libDirs: ['/opt/é'], env: { K: 'v\nw' }, arch: 'x86_64', mode }
+    const config = shimConfigOf(validateConfig(raw))
+    t.equal(renderShim(config, x86), renderShim(shimConfigOf(validateConfig(raw)), x86), 'the same C')
+    const digests: string[] = []
+    for (const run of [1, 2]) {
+      const cacheDir = await mkdtemp(join(tmpdir(), 'hostshim-generator-cache-'))
+      try {
+        const output = join(scratch, `same-${mode}-${run}`)
+        const [built] = await generate(validateConfig({ ...raw, output }), { zig, cacheDir })
+        t.equal(built?.cached, false, `run ${run}: compiled, not from a cache`)
+        t.equal(built?.mode, mode, `run ${run}: a ${mode}-mode shim`)
+        digests.push(createHash('sha256').update(await readFile(output)).digest('hex'))
+        t.equal(built?.sha256, digests[digests.length - 1], `run ${run}: the sha256 generate reports`)
+      } finally {
+        await rm(cacheDir, { recursive: true, force: true })
+      }
     }
-  }
-  t.equal(digests[0], digests[1], `byte-identical binaries: ${digests[0]}`)
-})
+    t.equal(digests[0], digests[1], `byte-identical binaries: ${digests[0]}`)
+  })
+}
 
 // ---------------------------------------------------------------------------
 // Real compiles: the bytes in a running shim.
 
-t.test('a sample of random configs, compiled and run: the bytes arrive', async (t) => {
-  const real = copyRealFiles(join(scratch, 'real'))
-  const root = await makeBusyboxRoot(join(scratch, 'root'))
-  // Paths a container can hold: no "." or ".." components, the host root away from the root's own dirs.
-  const runnable = fc
-    .record({
-      name: fc.stringMatching(/^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,20}$/),
-      hostRoot: absPath(3).map((p) => `/hr-${p.slice(1)}`),
-      target: absPath(4),
-      libDirs: fc.array(absPath(3).filter((p) => !/[:;$]/.test(p)), { minLength: 1, maxLength: 3 }),
-      debugEnv: fc.stringMatching(IDENT),
-      env: fc.dictionary(fc.stringMatching(IDENT), text(30), { minKeys: 1, maxKeys: 3 }),
-    })
-    .filter(
-      (r) =>
-        ![r.hostRoot, r.target, ...r.libDirs].some((p) => p.split('/').some((c) => c === '.' || c === '..')) &&
-        !(r.debugEnv in r.env) &&
-        !r.target.startsWith(DEB_DIR) &&
-        !r.libDirs.some((d) => d === r.target || r.target.startsWith(`${d}/`) || d.startsWith(`${r.target}/`)) &&
-        !r.target.startsWith('/lib64/'),
-    )
-  const samples = fc.sample(runnable, { numRuns: 3, seed: 20251126 })
-  let n = 0
-  for (const raw of samples) {
-    n++
-    const config: ShimConfig = shimConfigOf(validateConfig(raw))
-    const tree = buildTree(join(scratch, `sample-${n}`), { ...workingHost(real, raw.target) })
-    // Real GNU env at the target, so the program prints its environment.
-    spawnSync('cp', ['--remove-destination', '/usr/bin/env', join(tree, raw.target)])
-    for (const d of raw.libDirs) mkdirSync(join(tree, d), { recursive: true })
-    const shim = await buildShim(raw)
-    const at = `/usr/bin/${raw.name}`
-    const run = (env: Record<string, string>) =>
-      runInContainer({ root, host: tree, binds: [[tree, raw.hostRoot, 'ro'], [shim, at, 'ro']], argv: [at], env })
-    const label = JSON.stringify(raw).slice(0, 300)
+for (const mode of MODES) {
+  t.test(`${mode} mode: a sample of random configs, compiled and run: the bytes arrive`, async (t) => {
+    const real = copyRealFiles(join(scratch, mode, 'real'))
+    const root = await makeBusyboxRoot(join(scratch, mode, 'root'))
+    // Paths a container can hold: no "." or ".." components, the host root away from the root's own dirs.
+    const runnable = fc
+      .record({
+        name: fc.stringMatching(/^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,20}$/),
+        hostRoot: absPath(3).map((p) => `/hr-${p.slice(1)}`),
+        target: absPath(4),
+        libDirs: fc.array(absPath(3).filter((p) => !/[:;$]/.test(p)), { minLength: 1, maxLength: 3 }),
+        debugEnv: fc.stringMatching(IDENT),
+        env: fc.dictionary(fc.stringMatching(IDENT), text(30), { minKeys: 1, maxKeys: 3 }),
+      })
+      .filter(
+        (r) =>
+          ![r.hostRoot, r.target, ...r.libDirs].some((p) => p.split('/').some((c) => c === '.' || c === '..')) &&
+          !(r.debugEnv in r.env) &&
+          !r.target.startsWith(DEB_DIR) &&
+          !r.libDirs.some((d) => d === r.target || r.target.startsWith(`${d}/`) || d.startsWith(`${r.target}/`)) &&
+          !r.target.startsWith('/lib64/'),
+      )
+    const samples = fc.sample(runnable, { numRuns: 3, seed: 20251126 })
+    let n = 0
+    for (const raw of samples) {
+      n++
+      const config: ShimConfig = shimConfigOf(validateConfig(raw))
+      const tree = buildTree(join(scratch, mode, `sample-${n}`), { ...workingHost(real, raw.target) })
+      // Real GNU env at the target, so the program prints its environment.
+      spawnSync('cp', ['--remove-destination', '/usr/bin/env', join(tree, raw.target)])
+      for (const d of raw.libDirs) mkdirSync(join(tree, d), { recursive: true })
+      const shim = await buildShim(raw, mode)
+      const at = `/usr/bin/${raw.name}`
+      const run = (env: Record<string, string>) =>
+        runInContainer({ root, host: tree, binds: [[tree, raw.hostRoot, 'ro'], [shim, at, 'ro']], argv: [at], env })
+      const label = JSON.stringify(raw).slice(0, 300)
 
-    const r = run({ ...CONTAINER_ENV, [raw.debugEnv]: '' })
-    t.equal(r.status, 0, `${label}: runs`)
-    const plan = planTree(config, tree, [at], 'container')
-    t.equal(r.stderr.toString('latin1'), expectedOutput(config, plan, true).stderr.toString('latin1'), `sample ${n}: the debug output is the model's, byte for byte`)
-    const hex = r.stdout.toString('hex')
-    for (const [k, v] of Object.entries(raw.env)) t.ok(hex.includes(utf8(`${k}=${v}\n`).toString('hex')), `sample ${n}: ${k} arrives byte for byte`)
-    t.equal(run({ ...CONTAINER_ENV }).stderr.length, 0, `sample ${n}: without ${raw.debugEnv}, no debug output`)
-  }
-  t.equal(n, 3)
-})
+      const r = run({ ...CONTAINER_ENV, [raw.debugEnv]: '' })
+      t.equal(r.status, 0, `${label}: runs`)
+      const plan = planTree(config, tree, [at], 'container')
+      t.equal(r.stderr.toString('latin1'), expectedOutput(config, plan, true).stderr.toString('latin1'), `sample ${n}: the debug output is the model's, byte for byte`)
+      const hex = r.stdout.toString('hex')
+      for (const [k, v] of Object.entries(raw.env)) t.ok(hex.includes(utf8(`${k}=${v}\n`).toString('hex')), `sample ${n}: ${k} arrives byte for byte`)
+      t.equal(run({ ...CONTAINER_ENV }).stderr.length, 0, `sample ${n}: without ${raw.debugEnv}, no debug output`)
+    }
+    t.equal(n, 3)
+  })
+}

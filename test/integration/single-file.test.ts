@@ -15,10 +15,10 @@ import t from 'tap'
 import type { InspectReport } from '../../launcher/inspect.js'
 import { findZig } from '../../launcher/toolchain.js'
 import { REPO, runCli } from '../lib/cli.js'
-import { COMPILE_TIMEOUT_MS } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES } from '../lib/shims.js'
 
 const BUILD_TIMEOUT_MS = 300_000
-t.setTimeout(BUILD_TIMEOUT_MS + COMPILE_TIMEOUT_MS * 2)
+t.setTimeout(BUILD_TIMEOUT_MS + COMPILE_TIMEOUT_MS * 2 * MODES.length)
 
 const EXECUTABLE = join(REPO, 'dist/hostshim')
 /** What the executable is made of: any of them newer than it makes it stale. */
@@ -77,26 +77,32 @@ t.test('the copy stands alone', async (t) => {
   t.match(help.stdout, /Exit codes:\n {2}0 {2}success/)
 })
 
-t.test('generate with no options builds the built-in example; inspect reads its mark', async (t) => {
-  const gen = run(['generate'])
-  t.equal(gen.code, 0, gen.stderr)
-  const shim = join(dir, 'out/toolbox-x86_64')
-  t.match(gen.stdout, new RegExp(`^x86_64 \\d+ [0-9a-f]{64} ${shim}\\n$`))
-  t.equal(gen.stderr, '', 'no progress chatter: stderr is not a terminal')
-  t.ok(existsSync(join(cacheDir)), 'compiled with zig into the fresh cache')
+// Exec mode is the default: no options at all. Chainload: --mode chainload, in a directory of its own.
+for (const mode of MODES) {
+  const modeFlags = mode === 'exec' ? [] : ['--mode', mode]
+  const outDir = mode === 'exec' ? 'out' : `out-${mode}`
+  t.test(`${mode} mode: generate ${mode === 'exec' ? 'with no options' : `--mode ${mode}`} builds the built-in example; inspect reads its mark`, async (t) => {
+    const gen = run(['generate', ...modeFlags, ...(mode === 'exec' ? [] : ['--out-dir', outDir])])
+    t.equal(gen.code, 0, gen.stderr)
+    const shim = join(dir, outDir, 'toolbox-x86_64')
+    t.match(gen.stdout, new RegExp(`^x86_64 \\d+ [0-9a-f]{64} ${shim}\\n$`))
+    t.equal(gen.stderr, '', 'no progress chatter: stderr is not a terminal')
+    t.ok(existsSync(join(cacheDir)), 'compiled with zig into the fresh cache')
 
-  const inspected = run(['inspect', '--json', shim])
-  t.equal(inspected.code, 0, inspected.stderr)
-  const report = JSON.parse(inspected.stdout) as InspectReport
-  t.match(report, { machine: 'x86_64', static: true, shim: { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox', hostRoot: '/run/host' } })
+    const inspected = run(['inspect', '--json', shim])
+    t.equal(inspected.code, 0, inspected.stderr)
+    const report = JSON.parse(inspected.stdout) as InspectReport
+    t.match(report, { machine: 'x86_64', static: true, shim: { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox', hostRoot: '/run/host' } })
+    t.equal(report.type, mode === 'chainload' ? 'DYN' : 'EXEC', mode === 'chainload' ? 'a static PIE' : 'a plain static executable')
 
-  // The same bytes as this checkout builds from examples/toolbox/hostshim.json.
-  const fromSource = join(dir, 'from-source')
-  const r = await runCli(['generate', '-c', join(REPO, 'examples/toolbox/hostshim.json'), '-a', 'x86_64', '-o', fromSource])
-  t.equal(r.code, 0, r.stderr)
-  const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex')
-  t.equal(await sha(shim), await sha(fromSource), 'byte-identical to the source build')
-})
+    // The same bytes as this checkout builds from examples/toolbox/hostshim.json.
+    const fromSource = join(dir, `from-source-${mode}`)
+    const r = await runCli(['generate', '-c', join(REPO, 'examples/toolbox/hostshim.json'), '-a', 'x86_64', '-o', fromSource, ...modeFlags])
+    t.equal(r.code, 0, r.stderr)
+    const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex')
+    t.equal(await sha(shim), await sha(fromSource), 'byte-identical to the source build')
+  })
+}
 
 t.test('the other commands, and failures without stack traces', async (t) => {
   const doctor = run(['doctor', '/usr/bin/env', '--rootfs', '/'])

@@ -10,9 +10,9 @@ import { execFileSync } from 'node:child_process'
 import { chmodSync, copyFileSync, linkSync, mkdirSync, openSync, closeSync, ftruncateSync, writeSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { ARCHES } from '../../launcher/arch.js'
-import { shimConfigOf, validateConfig, type ShimConfig } from '../../launcher/config.js'
+import { shimConfigOf, validateConfig, type ShimConfig, type ShimMode } from '../../launcher/config.js'
 import { nodeHostView } from '../../launcher/hostview.js'
-import { planShim, type Mode, type Plan } from '../../launcher/plan.js'
+import { planShim, type Errno, type Mode, type Plan } from '../../launcher/plan.js'
 import { EM_X86_64, ET_DYN, craftElf, type CraftOptions } from './elfcraft.js'
 import type { ShimFields } from './shims.js'
 
@@ -73,6 +73,18 @@ export function program(interp?: string | Uint8Array, more: CraftOptions = {}): 
 export function fakeLoader(argv0 = true): Buffer {
   const elf = craftElf({ machine: EM_X86_64, type: ET_DYN, load: true, interpreter: '/' })
   return Buffer.concat([elf, Buffer.from(argv0 ? '\0--inhibit-cache\0--argv0\0' : '\0--inhibit-cache\0--library-path\0')])
+}
+
+/**
+ * How a run through fakeLoader() ends, after the debug lines, in each mode:
+ * exec mode execs it and the kernel refuses its PT_INTERP "/" (EACCES);
+ * chainload mode maps it itself and must refuse, before the jump, a loader
+ * it cannot enter as the kernel would enter it (one with a PT_INTERP of its
+ * own): ENOEXEC, as for every unusable loader (shim/README.md, section 7a).
+ * Both: "NAME: cannot execute: LOADER: ...", 126.
+ */
+export function fakeLoaderOutcome(mode: ShimMode): Errno {
+  return mode === 'chainload' ? 'ENOEXEC' : 'EACCES'
 }
 
 /** Real files of this machine, copied once into a suite's scratch dir, for hard links. */

@@ -6,11 +6,16 @@
 // own file system calls (from its execve to the next one) come back, so a
 // test can check that every path the shim touched lies inside the host root:
 // it follows no link the kernel's way, magic links included.
+//
+// A chainload shim has no next execve: it maps the loader and jumps to it, and
+// the loader's calls follow in the same process. There the shim's calls end
+// where the loader's begin, at glibc's loader's first system call, brk(NULL),
+// which a shim never makes (strace traces brk too in that mode).
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FAILURES, STRERROR, formatDebug, toHostBytes, type Errno, type Plan } from '../../launcher/plan.js'
-import type { ShimConfig } from '../../launcher/config.js'
+import type { ShimConfig, ShimMode } from '../../launcher/config.js'
 import { CONTAINER_ENV, HOST_ROOT, runInContainer, type Bind, type RunResult } from './container.js'
 import { DEBUG_ENV } from './shims.js'
 
@@ -32,6 +37,8 @@ export interface ShimRunOptions {
   readonly binds?: readonly Bind[]
   /** strace output prefix: turns tracing on */
   readonly trace?: string
+  /** the shim's mode, for where its calls end in the trace (default exec) */
+  readonly mode?: ShimMode
 }
 
 export interface FileCall {
@@ -45,6 +52,12 @@ export interface ShimRun extends RunResult {
   readonly calls?: readonly FileCall[]
   /** the path of the execve that replaced the shim, if one succeeded or was tried */
   readonly execPath?: string
+  /**
+   * chainload, with `trace`: the file the shim opened last before the loader
+   * it jumped to made its first call: the loader it mapped. Unset when no
+   * loader started (a failure, or an execve: see execPath).
+   */
+  readonly entered?: string
 }
 
 export function debugEnv(): Record<string, string> {
@@ -60,19 +73,31 @@ function unquote(s: string): string {
   })
 }
 
-/** The calls of one strace -ff file after the execve of `shimPath`, up to and with the next execve. */
-export function shimCalls(trace: string, shimPath: string): { calls: FileCall[]; execPath?: string } | undefined {
-  const lines = trace.split('\n')
-  const parsed = lines
-    .map((line) => /^(\w+)\((?:AT_FDCWD, |-?\d+, )?"((?:[^"\\]|\\.)*)"/.exec(line))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ call: m[1] as string, path: unquote(m[2] as string) }))
+/** The system call a chainloaded glibc loader makes first (elf/dl-sysdep.c): brk(NULL). */
+const LOADER_FIRST_CALL = 'brk'
+
+/**
+ * The calls of one strace -ff file after the execve of `shimPath`, up to and
+ * with the next execve. In chainload mode the loader's first call
+ * (LOADER_FIRST_CALL), before any execve, ends them instead: the file the
+ * shim opened last is then the loader it entered.
+ */
+export function shimCalls(trace: string, shimPath: string, mode: ShimMode = 'exec'): { calls: FileCall[]; execPath?: string; entered?: string } | undefined {
+  const parsed = trace.split('\n').flatMap((line): FileCall[] => {
+    const m = /^(\w+)\((?:AT_FDCWD, |-?\d+, )?"((?:[^"\\]|\\.)*)"/.exec(line)
+    if (m) return [{ call: m[1] as string, path: unquote(m[2] as string) }]
+    return line.startsWith(`${LOADER_FIRST_CALL}(`) ? [{ call: LOADER_FIRST_CALL, path: '' }] : []
+  })
   const start = parsed.findIndex((c) => c.call === 'execve' && c.path === shimPath)
   if (start < 0) return undefined
   const rest = parsed.slice(start + 1)
-  const next = rest.findIndex((c) => c.call === 'execve')
-  const calls = next < 0 ? rest : rest.slice(0, next + 1)
-  return next < 0 ? { calls } : { calls, execPath: (rest[next] as FileCall).path }
+  const next = rest.findIndex((c) => c.call === 'execve' || (mode === 'chainload' && c.call === LOADER_FIRST_CALL))
+  if (next < 0) return { calls: rest }
+  const end = rest[next] as FileCall
+  if (end.call === 'execve') return { calls: rest.slice(0, next + 1), execPath: end.path }
+  const calls = rest.slice(0, next)
+  const opened = calls.filter((c) => c.call === 'open' || c.call === 'openat').at(-1)
+  return opened === undefined ? { calls } : { calls, entered: opened.path }
 }
 
 /** Run the shim in a container with the tree at HOST_ROOT. */
@@ -83,13 +108,15 @@ export function runShim(opts: ShimRunOptions): ShimRun {
     binds: [[opts.shim, opts.at, 'ro'], ...(opts.binds ?? [])],
     argv: opts.argv ?? [opts.at],
     env: opts.env ?? debugEnv(),
-    ...(opts.trace === undefined ? {} : { wrapper: [STRACE, '-ff', '-qq', '-s', '8192', '-e', 'trace=%file', '-o', opts.trace] }),
+    ...(opts.trace === undefined
+      ? {}
+      : { wrapper: [STRACE, '-ff', '-qq', '-s', '8192', '-e', opts.mode === 'chainload' ? `trace=%file,${LOADER_FIRST_CALL}` : 'trace=%file', '-o', opts.trace] }),
   })
   if (opts.trace === undefined) return run
   const dir = join(opts.trace, '..')
   const base = opts.trace.slice(dir.length + 1)
   for (const f of readdirSync(dir).filter((f) => f.startsWith(`${base}.`))) {
-    const found = shimCalls(readFileSync(join(dir, f), 'latin1'), opts.at)
+    const found = shimCalls(readFileSync(join(dir, f), 'latin1'), opts.at, opts.mode)
     if (found) return { ...run, ...found }
   }
   throw new Error(`strace saw no execve of ${opts.at} (files ${opts.trace}.*)`)

@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { validateConfig, type RawConfig } from '../../launcher/config.js'
+import { SHIM_MODES, validateConfig, type RawConfig, type ShimMode } from '../../launcher/config.js'
 import { generate } from '../../launcher/generate.js'
 import { loadZig, type Zig } from '../../launcher/toolchain.js'
 import { SHIM_DIR_PREFIX } from './container.js'
@@ -26,22 +26,33 @@ export const COMPILE_TIMEOUT_MS = 180_000
 /** A config as a test writes it: what is baked in. Architecture and output are the helper's. */
 export type ShimFields = Omit<RawConfig, 'arch' | 'output' | 'outDir'> & { name: string; target: string }
 
+/**
+ * The shim's two ways of starting the host loader (shim/README.md, sections
+ * 7 and 7a). Suites that run real shims run each case once per mode, in a
+ * subtest named for it ("exec mode", "chainload mode").
+ */
+export const MODES: readonly ShimMode[] = SHIM_MODES
+
 let zig: Promise<Zig> | undefined
 const shimDirs: string[] = []
 
 /**
  * Validate `fields`, generate the x86_64 shim into a fresh temp dir and
- * return its path (`<dir>/<name>`, mode 0755). Throws what validateConfig or
- * generate throw (ConfigError, ToolchainError, ShimError).
+ * return its path (`<dir>/<name>`, mode 0755). `mode`, when given, is the
+ * config's `mode` field (it overrides one in `fields`); the shim must come
+ * out in the mode asked for. Throws what validateConfig or generate throw
+ * (ConfigError, ToolchainError, ShimError).
  */
-export async function buildShim(fields: ShimFields): Promise<string> {
+export async function buildShim(fields: ShimFields, mode?: ShimMode): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), SHIM_DIR_PREFIX))
   shimDirs.push(dir)
   const output = join(dir, fields.name)
-  const config = validateConfig({ ...fields, arch: 'x86_64', output })
+  const config = validateConfig({ ...fields, ...(mode === undefined ? {} : { mode }), arch: 'x86_64', output })
   zig ??= loadZig()
   const [built] = await generate(config, { zig: await zig, cacheDir: TEST_CACHE_DIR })
   if (built?.path !== output) throw new Error(`generate wrote ${JSON.stringify(built?.path)}, expected ${JSON.stringify(output)}`)
+  const want = config.mode ?? 'exec'
+  if (built.mode !== want) throw new Error(`generate built a ${built.mode}-mode shim, not ${want}${built.note ? `: ${built.note}` : ''}`)
   return output
 }
 

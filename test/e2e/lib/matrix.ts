@@ -1,5 +1,6 @@
 // The matrix's cells, their verdicts, and the Markdown table README.md shows.
 
+import type { ShimMode } from '../../../launcher/config.js'
 import type { Prediction } from './ldso.js'
 import type { RunResult } from './sys.js'
 
@@ -14,12 +15,14 @@ export interface CellResult {
   readonly container: string
   readonly host: string
   readonly target: string
+  /** how the shim started the host loader: exec'd it, or mapped it into its own process */
+  readonly shimMode: ShimMode
   /** the target does not exist on this host: nothing ran */
   readonly na?: string
   readonly prediction?: Prediction
   readonly direct?: Outcome
   readonly shim?: Outcome
-  /** the shim's mode from its debug output */
+  /** the shim's mode from its debug output: container or host */
   readonly mode?: string
   /** the direct run failed and the shim run matched the native run */
   readonly proof: boolean
@@ -73,9 +76,9 @@ function shimCell(c: CellResult): string {
 
 export function markdownTable(cells: readonly CellResult[]): string {
   const rows = [
-    '| container | host (at /run/host) | target | direct | through the shim |',
-    '|---|---|---|---|---|',
-    ...cells.map((c) => `| ${c.container} | ${c.host} | ${c.target} | ${directCell(c)} | ${shimCell(c)} |`),
+    '| container | host (at /run/host) | target | direct | shim | through the shim |',
+    '|---|---|---|---|---|---|',
+    ...cells.map((c) => `| ${c.container} | ${c.host} | ${c.target} | ${directCell(c)} | ${c.shimMode} | ${shimCell(c)} |`),
   ]
   return `${rows.join('\n')}\n`
 }
