@@ -52,7 +52,7 @@ function configOptions(cmd: Command): Command {
     .option('--debug-env <name>', 'variable that turns on the shim\'s debug output', 'HOSTSHIM_DEBUG')
     .option('-e, --env <NAME=VALUE>', 'set a variable for the program (repeatable)', collect)
     .addOption(
-      new Option('--mode <mode>', 'how the shim starts the host loader: exec (execve it) or chainload (map it in-process; /proc/self/exe stays the shim)').choices([
+      new Option('--mode <mode>', 'how the shim starts the host loader: chainload (the default: map it in-process, so /proc/self/exe stays the shim; exec where an architecture lacks it) or exec (execve it)').choices([
         'exec',
         'chainload',
       ]),

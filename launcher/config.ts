@@ -26,7 +26,8 @@ export interface ShimConfig {
   /**
    * How the shim starts the host loader: 'exec' (execve it) or 'chainload'
    * (map it into the shim's own process and jump to it, so /proc/self/exe
-   * stays the shim). Absent means 'exec'.
+   * stays the shim). Absent means 'exec'; validateConfig() always sets it,
+   * to 'chainload' (DEFAULTS.mode) when the config does not say.
    */
   readonly mode?: ShimMode
 }
@@ -74,7 +75,9 @@ export const DEFAULTS = {
   hostRoot: '/run/host',
   debugEnv: 'HOSTSHIM_DEBUG',
   argv0: true,
-} as const
+  /** where the architecture has it (shim/chainload.ts); elsewhere the shim execs */
+  mode: 'chainload',
+} as const satisfies { mode: ShimMode } & Record<string, unknown>
 
 /** PATH_MAX less the NUL: the longest path the shim can hold. */
 export const MAX_PATH_BYTES = 4095
@@ -211,7 +214,7 @@ export function validateConfig(raw: RawConfig): BuildConfig {
     debugEnv,
     env: checkEnv(raw.env, debugEnv),
     arch: parseArchList('arch', raw.arch),
-    ...(raw.mode === undefined ? {} : { mode: checkMode(raw.mode) }),
+    mode: raw.mode === undefined ? DEFAULTS.mode : checkMode(raw.mode),
     ...(raw.output === undefined ? {} : { output: checkText('output', raw.output) }),
     ...(raw.outDir === undefined ? {} : { outDir: checkText('outDir', raw.outDir) }),
   }

@@ -46,7 +46,9 @@ t.test('every field is taken', async (t) => {
   t.same(c.env, [['A', '1'], ['B_2', 'x y']])
   t.equal(c.output, 'o')
   t.equal(c.outDir, 'd')
-  t.same(Object.keys(shimConfigOf(c)), ['name', 'target', 'hostRoot', 'libDirs', 'argv0', 'debugEnv', 'env'])
+  t.equal(c.mode, 'chainload', 'the default mode')
+  t.same(Object.keys(shimConfigOf(c)), ['name', 'target', 'hostRoot', 'libDirs', 'argv0', 'debugEnv', 'env', 'mode'])
+  t.same(Object.keys(shimConfigOf({ ...c, mode: 'exec' })), ['name', 'target', 'hostRoot', 'libDirs', 'argv0', 'debugEnv', 'env'], 'exec mode is not written down')
 })
 
 t.test('arch lists', async (t) => {
