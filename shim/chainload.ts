@@ -88,7 +88,7 @@ export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | 
 /**
  * The C for the template, placed after the config block and before the body.
  * Exec mode: only `#define CHAINLOAD 0`. Chainload mode: `#define CHAINLOAD 1`
- * and `static int chainload(path, args, env, own_argv)`, which returns -1
+ * and `static int chainload(fd, args, env, own_argv)`, which returns -1
  * with errno set when it fails before the point of no return (the caller
  * then fails as a failed execve would), and otherwise never returns.
  */
@@ -200,25 +200,22 @@ bad:
 
 const CHAINLOAD_MAIN_C = c`
 /*
- * Run the loader at path with args and env, in this process. own_argv is the
+ * Run the loader open at fd (the caller's, from its checks; closed here) with
+ * args and env, in this process. own_argv is the
  * shim's own argv, still in the stack the kernel built: past its NULL and
  * envp's lies the auxiliary vector, copied with the entries that describe
  * the program now describing the loader. Returns -1 (errno set) when it
  * fails before the jump; the caller then fails as a failed execve would, and
  * the shim exits, so a half-made mapping or an open fd do not matter.
  */
-static int chainload(const char *path, char **args, char **env, char **own_argv)
+static int chainload(int fd, char **args, char **env, char **own_argv)
 {
 	LdEhdr eh;
 	LdPhdr ph[LD_PHDRS];
 	unsigned long bias = 0, phdr = 0, *auxv;
 	size_t argc = 0, envc = 0, auxc = 0, i;
 	char **p = own_argv;
-	int fd;
 
-	fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || eh.e_phentsize != sizeof(LdPhdr) ||
 	    eh.e_phnum > LD_PHDRS ||
 	    pread(fd, ph, eh.e_phnum * sizeof(LdPhdr), (off_t)eh.e_phoff) != (ssize_t)(eh.e_phnum * sizeof(LdPhdr))) {

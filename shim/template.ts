@@ -181,6 +181,8 @@ static struct {
 	/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
 	const char *root;
 	size_t root_len, top, line_len, lp_len, seen_used;
+	/* The root, opened once (see at()); AT_FDCWD on the host. */
+	int rootfd;
 	int n_seen, n_dirs, n_conf, wrong_arch;
 	/* What resolve() has learnt of directories and links: see there. */
 	struct {
@@ -198,6 +200,27 @@ static struct {
 	char seen_text[SEEN_BYTES];
 	char arena[ARENA] __attribute__((aligned(KEEP_ALIGN)));
 } m;
+
+/*
+ * A full path (root + host path) as the syscalls take it: relative to the
+ * open root, so that the kernel does not walk the root's own components
+ * (/run/host) again in each of them; as it is on the host.
+ */
+static const char *at(const char *full)
+{
+	const char *rel = full + m.root_len;
+
+	if (m.rootfd == AT_FDCWD)
+		return full;
+	rel += *rel == '/';
+	return *rel ? rel : ".";
+}
+
+/* strcpy(3) without musl's word-at-a-time one: a third of a KiB of shim. */
+static char *cpy(char *dest, const char *src)
+{
+	return memcpy(dest, src, strlen(src) + 1);
+}
 
 /* The arena's top: where the next buffer goes. */
 static char *top(void)
@@ -343,7 +366,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 	}
 	if (spend(1) < 0)
 		return -1;
-	strcpy(todo, path);
+	cpy(todo, path);
 	memcpy(out, m.root, m.root_len);
 	for (;;) {
 		char *end;
@@ -378,7 +401,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 		if (spend(1) < 0)
 			return -1;
 		hit = seen_find(out, len + 1 + n);
-		if (hit < 0 && lstat(out, st) < 0)
+		if (hit < 0 && fstatat(m.rootfd, at(out), st, AT_SYMLINK_NOFOLLOW) < 0)
 			return -1;
 		if (hit >= 0 ? m.seen[hit].is_link : S_ISLNK(st->st_mode)) {
 			size_t rest = strlen(end);
@@ -392,7 +415,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 				k = m.seen[hit].link_len;
 				memcpy(link, m.seen_text + m.seen[hit].at + m.seen[hit].len, (size_t)k);
 			} else {
-				k = readlink(out, link, PATH_MAX);
+				k = readlinkat(m.rootfd, at(out), link, PATH_MAX);
 				if (k < 0)
 					return -1;
 				seen_add(out, len + 1 + n, link, (size_t)k, 1);
@@ -436,7 +459,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 	}
 	out[len] = 0;
 	/* After "..", or for the root: nothing was lstat'ed last. */
-	return stale ? stat(out, st) : 0;
+	return stale ? fstatat(m.rootfd, at(out), st, 0) : 0;
 }
 
 /*
@@ -513,7 +536,7 @@ static int open_program(const char *path, const struct stat *st, int *has_interp
 		return -1;
 	}
 	/* openat(), not open(): musl's open() follows O_CLOEXEC with an fcntl(). */
-	fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	fd = openat(m.rootfd, at(path), O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	*has_interp = read_elf(fd);
@@ -735,7 +758,7 @@ static void include(const char *pattern, const char *from, int depth)
 	if (pattern[0] == '/') {
 		if (strlen(pattern) >= PATH_MAX)
 			return;
-		strcpy(path, pattern);
+		cpy(path, pattern);
 	} else {
 		const char *slash = strrchr(from, '/');
 		size_t head = (size_t)(slash - from) + 1;
@@ -743,7 +766,7 @@ static void include(const char *pattern, const char *from, int depth)
 		if (head + strlen(pattern) >= PATH_MAX)
 			return;
 		memcpy(path, from, head);
-		strcpy(path + head, pattern);
+		cpy(path + head, pattern);
 	}
 	keep(strlen(path) + 1);
 	base = strrchr(path, '/') + 1;
@@ -758,7 +781,7 @@ static void include(const char *pattern, const char *from, int depth)
 	if (resolve(dir_len > 1 ? path : "/", full, &st) < 0 || !S_ISDIR(st.st_mode))
 		goto out;
 	path[dir_len - 1] = '/';
-	fd = openat(AT_FDCWD, full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(m.rootfd, at(full), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		goto out;
 	/*
@@ -813,7 +836,7 @@ listed_all:
 		if (dir_len + strlen(match_[i]) >= PATH_MAX)
 			continue;
 		memcpy(file, path, dir_len);
-		strcpy(file + dir_len, match_[i]);
+		cpy(file + dir_len, match_[i]);
 		keep(strlen(file) + 1);
 		read_conf(file, depth + 1);
 		m.top = at;
@@ -839,7 +862,7 @@ static void read_conf(const char *path, int depth)
 	if (depth > MAX_DEPTH || m.n_conf >= MAX_CONF_FILES || resolve(path, full, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	m.n_conf++;
-	fd = openat(AT_FDCWD, full, O_RDONLY | O_CLOEXEC);
+	fd = openat(m.rootfd, at(full), O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	/* Over the path, which is done with. */
@@ -917,8 +940,7 @@ static void debug(int container, const char *loader, const char *path, char *con
 		do
 			*--q = (char)('0' + v % 10);
 		while (v /= 10);
-		strcpy(key + 5, q);
-		strcat(key, "]");
+		cpy(cpy(key + 5, q) + (num + sizeof(num) - 1 - q), "]");
 		debug_line(key, args[i]);
 	}
 }
@@ -952,10 +974,14 @@ int main(int argc, char **argv)
 	const char *host_loader = 0, *path, *dir;
 	struct stat st, top_st;
 	int container = 0, fd, has_interp, argv0 = 0, i;
+#if CHAINLOAD
+	int loader_fd = -1;
+#endif
 	size_t env_n = 0;
 	char **env = environ;
 
 	m.root = "";
+	m.rootfd = AT_FDCWD;
 	/*
 	 * Set-user-ID or otherwise privileged: the host loader ignores those bits
 	 * anyway, and a host tree that the container can write must not steer a
@@ -970,6 +996,10 @@ int main(int argc, char **argv)
 		container = 1;
 		m.root = HOST_ROOT;
 		m.root_len = sizeof(HOST_ROOT) - 1;
+		/* Without it, full paths do. */
+		m.rootfd = openat(AT_FDCWD, HOST_ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (m.rootfd < 0)
+			m.rootfd = AT_FDCWD;
 	}
 
 	target = top();
@@ -1002,8 +1032,8 @@ int main(int argc, char **argv)
 			    strlen(host_loader) + 4 >= PATH_MAX)
 				bail(WHAT_LOADER_MISSING, in_root(host_loader), err);
 			tried = top();
-			strcpy(tried, "/usr");
-			strcat(tried, host_loader);
+			memcpy(tried, "/usr", 4);
+			cpy(tried + 4, host_loader);
 			keep(strlen(tried) + 1);
 			loader = top();
 			if (resolve(tried, loader, &st) < 0)
@@ -1014,11 +1044,16 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_LOADER_BAD, loader, errno);
 		argv0 = argc > 0 && knows_argv0(fd, &st);
+#if CHAINLOAD
+		/* Open still: chainload() maps the loader from it. */
+		loader_fd = fd;
+#else
 		close(fd);
+#endif
 
 		/* The loader's own directory first: that is where its libc is. */
 		tried = top();
-		strcpy(tried, loader + m.root_len);
+		cpy(tried, loader + m.root_len);
 		*strrchr(tried, '/') = 0;
 		keep(strlen(tried) + 1);
 		add_dir(tried[0] ? tried : "/");
@@ -1061,10 +1096,15 @@ int main(int argc, char **argv)
 		if (getenv(DEBUG_ENV))
 			debug(container, host_loader ? loader : 0, path, args);
 #if CHAINLOAD
-		/* shim/chainload.ts: map the loader here, no second execve. */
-		if (host_loader)
-			chainload(path, args, env, argv);
-		else
+		/*
+		 * shim/chainload.ts: map the loader here, no second execve, so no
+		 * O_CLOEXEC either: the program must not inherit the root's fd.
+		 */
+		if (host_loader) {
+			if (m.rootfd != AT_FDCWD)
+				close(m.rootfd);
+			chainload(loader_fd, args, env, argv);
+		} else
 #endif
 		execve(path, args, env);
 		bail(WHAT_EXEC, path, errno);

@@ -67,6 +67,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	m.root = base;
 	m.root_len = strlen(base);
+	/* The shim's syscalls go relative to the open root, as in a container. */
+	m.rootfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	must(m.rootfd >= 0, "open", base);
 	budget0 = budget;
 	return 0;
 }

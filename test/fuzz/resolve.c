@@ -99,6 +99,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	base_fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (base_fd < 0)
 		abort();
+	/* The shim's syscalls go relative to the open root, as in a container. */
+	m.rootfd = base_fd;
 	atexit(cleanup);
 	budget0 = budget;
 	return 0;
