@@ -488,9 +488,11 @@ function matchOne(p: string, pi: number, c: number): number {
     if (neg) q++
     do {
       if (q >= p.length) break
+      // A range the pattern's end cuts off: glibc's fnmatch() never matches.
+      if (p[q + 1] === '-' && q + 2 >= p.length) return -1
       const lo = p.charCodeAt(q)
       let hi = lo
-      if (p[q + 1] === '-' && q + 2 < p.length && p[q + 2] !== ']') {
+      if (p[q + 1] === '-' && p[q + 2] !== ']') {
         hi = p.charCodeAt(q + 2)
         q += 2
       }

@@ -88,7 +88,7 @@ export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | 
 /**
  * The C for the template, placed after the config block and before the body.
  * Exec mode: only `#define CHAINLOAD 0`. Chainload mode: `#define CHAINLOAD 1`
- * and `static int chainload(fd, args, env, own_argv)`, which returns -1
+ * and `static int chainload(fd, size, args, env, own_argv)`, which returns -1
  * with errno set when it fails before the point of no return (the caller
  * then fails as a failed execve would), and otherwise never returns.
  */
@@ -137,7 +137,8 @@ enum {
  * are mapped there), anonymous pages beyond. Sets the load bias and the
  * address of the mapped program headers (the kernel's AT_PHDR).
  */
-static int map_loader(int fd, const LdEhdr *eh, const LdPhdr *ph, unsigned long *bias, unsigned long *phdr)
+static int map_loader(int fd, unsigned long size, const LdEhdr *eh, const LdPhdr *ph, unsigned long *bias,
+		      unsigned long *phdr)
 {
 	unsigned long pg = getauxval(AT_PAGESZ), lo = -1UL, hi = 0;
 	char *map;
@@ -146,14 +147,19 @@ static int map_loader(int fd, const LdEhdr *eh, const LdPhdr *ph, unsigned long 
 	for (i = 0; i < eh->e_phnum; i++) {
 		const LdPhdr *p = &ph[i];
 
+		/* A loader with a loader of its own: binfmt_elf would run that one. */
+		if (p->p_type == PT_INTERP)
+			goto bad;
 		if (p->p_type != PT_LOAD)
 			continue;
 		/*
 		 * A file page must land on a memory page at the same offset in it,
-		 * and a bss is only zeroed in a writable segment (glibc's is).
+		 * a bss is only zeroed in a writable segment (glibc's is), and the
+		 * file must hold what is mapped from it (past its end: SIGBUS).
 		 */
 		if ((p->p_vaddr - p->p_offset) & (pg - 1) || p->p_filesz > p->p_memsz ||
-		    (p->p_filesz < p->p_memsz && !(p->p_flags & PF_W)))
+		    (p->p_filesz < p->p_memsz && !(p->p_flags & PF_W)) || p->p_filesz > size ||
+		    p->p_offset > size - p->p_filesz)
 			goto bad;
 		if ((p->p_vaddr & -pg) < lo)
 			lo = p->p_vaddr & -pg;
@@ -200,15 +206,15 @@ bad:
 
 const CHAINLOAD_MAIN_C = c`
 /*
- * Run the loader open at fd (the caller's, from its checks; closed here) with
- * args and env, in this process. own_argv is the
+ * Run the loader open at fd (the caller's, from its checks; closed here; size
+ * bytes long) with args and env, in this process. own_argv is the
  * shim's own argv, still in the stack the kernel built: past its NULL and
  * envp's lies the auxiliary vector, copied with the entries that describe
  * the program now describing the loader. Returns -1 (errno set) when it
  * fails before the jump; the caller then fails as a failed execve would, and
  * the shim exits, so a half-made mapping or an open fd do not matter.
  */
-static int chainload(int fd, char **args, char **env, char **own_argv)
+static int chainload(int fd, unsigned long size, char **args, char **env, char **own_argv)
 {
 	LdEhdr eh;
 	LdPhdr ph[LD_PHDRS];
@@ -222,7 +228,7 @@ static int chainload(int fd, char **args, char **env, char **own_argv)
 		errno = ENOEXEC;
 		return -1;
 	}
-	if (map_loader(fd, &eh, ph, &bias, &phdr) < 0)
+	if (map_loader(fd, size, &eh, ph, &bias, &phdr) < 0)
 		return -1;
 	/* No exec will close it: the program must not inherit it. */
 	close(fd);

@@ -692,7 +692,10 @@ static const char *one(const char *p, unsigned char c)
 
 			if (!*q)
 				break;
-			if (q[1] == '-' && q[2] && q[2] != ']') {
+			/* A range the pattern's end cuts off: glibc's fnmatch() never matches. */
+			if (q[1] == '-' && !q[2])
+				return 0;
+			if (q[1] == '-' && q[2] != ']') {
 				hi = (unsigned char)q[2];
 				q += 2;
 			}
@@ -1103,7 +1106,7 @@ int main(int argc, char **argv)
 		if (host_loader) {
 			if (m.rootfd != AT_FDCWD)
 				close(m.rootfd);
-			chainload(loader_fd, args, env, argv);
+			chainload(loader_fd, (unsigned long)st.st_size, args, env, argv);
 		} else
 #endif
 		execve(path, args, env);

@@ -853,6 +853,13 @@ t.test('matchName is glob(3) on one name', async (t) => {
     ['[', '[', true],
     ['[ab', '[ab', true],
     ['[!', '[!', true],
+    // Unclosed, a set is a literal "[", unless the pattern ends in the middle
+    // of a range: glibc's fnmatch then never matches (found by the fuzzer).
+    ['[a-z', '[a-z', true],
+    ['[a--', '[a--', true],
+    ['[a-', '[a-', false],
+    ['[--', '[--', false],
+    ['*[a-', 'x[a-', false],
     ['\\*', '*', true],
     ['\\*', 'a', false],
     // A lone "\\" at the end matches nothing, as in glibc's fnmatch.

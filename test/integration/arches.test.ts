@@ -320,7 +320,10 @@ const lap = (what: string) => {
 }
 
 const compiled: ArchName[] = []
-const built: BuiltShim[] = await generate(validateConfig({ name: SHIM_NAME, target: TARGET, arch: 'all', outDir: join(root, 'usr/bin') }), {
+// Exec mode: these shims exec the foreign loader through the private
+// binfmt_misc rule. Chainload shims map it in-process, so no rule is involved:
+// test/integration/chainload.test.ts runs them on every architecture.
+const built: BuiltShim[] = await generate(validateConfig({ name: SHIM_NAME, target: TARGET, arch: 'all', mode: 'exec', outDir: join(root, 'usr/bin') }), {
   zig: await loadZig(),
   cacheDir: TEST_CACHE_DIR,
   onCompile: (a) => compiled.push(a.name),

@@ -77,12 +77,12 @@ t.test('the copy stands alone', async (t) => {
   t.match(help.stdout, /Exit codes:\n {2}0 {2}success/)
 })
 
-// Exec mode is the default: no options at all. Chainload: --mode chainload, in a directory of its own.
+// Chainload mode is the default: no options at all. Exec: --mode exec, in a directory of its own.
 for (const mode of MODES) {
-  const modeFlags = mode === 'exec' ? [] : ['--mode', mode]
-  const outDir = mode === 'exec' ? 'out' : `out-${mode}`
-  t.test(`${mode} mode: generate ${mode === 'exec' ? 'with no options' : `--mode ${mode}`} builds the built-in example; inspect reads its mark`, async (t) => {
-    const gen = run(['generate', ...modeFlags, ...(mode === 'exec' ? [] : ['--out-dir', outDir])])
+  const modeFlags = mode === 'chainload' ? [] : ['--mode', mode]
+  const outDir = mode === 'chainload' ? 'out' : `out-${mode}`
+  t.test(`${mode} mode: generate ${mode === 'chainload' ? 'with no options' : `--mode ${mode}`} builds the built-in example; inspect reads its mark`, async (t) => {
+    const gen = run(['generate', ...modeFlags, ...(mode === 'chainload' ? [] : ['--out-dir', outDir])])
     t.equal(gen.code, 0, gen.stderr)
     const shim = join(dir, outDir, 'toolbox-x86_64')
     t.match(gen.stdout, new RegExp(`^x86_64 \\d+ [0-9a-f]{64} ${shim}\\n$`))

@@ -10,7 +10,12 @@
 // A chainload shim has no next execve: it maps the loader and jumps to it, and
 // the loader's calls follow in the same process. There the shim's calls end
 // where the loader's begin, at glibc's loader's first system call, brk(NULL),
-// which a shim never makes (strace traces brk too in that mode).
+// which a shim never makes; the file the shim mapped before it is the loader
+// it entered (strace traces brk and mmap too in that mode).
+//
+// The shim opens the host root once and names host paths relative to it:
+// strace -y shows the directory fd's path, and the calls come back with it
+// joined to theirs, full paths as the model has them.
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -76,16 +81,28 @@ function unquote(s: string): string {
 /** The system call a chainloaded glibc loader makes first (elf/dl-sysdep.c): brk(NULL). */
 const LOADER_FIRST_CALL = 'brk'
 
+/** `rel` as the kernel takes it relative to a directory fd whose path (strace -y) is `dir`. */
+function joinAt(dir: string | undefined, rel: string): string {
+  if (dir === undefined || rel.startsWith('/')) return rel
+  return rel === '.' ? dir : `${dir}/${rel}`
+}
+
 /**
- * The calls of one strace -ff file after the execve of `shimPath`, up to and
- * with the next execve. In chainload mode the loader's first call
+ * The calls of one strace -ff -y file after the execve of `shimPath`, up to
+ * and with the next execve. In chainload mode the loader's first call
  * (LOADER_FIRST_CALL), before any execve, ends them instead: the file the
- * shim opened last is then the loader it entered.
+ * shim mapped is then the loader it entered.
  */
 export function shimCalls(trace: string, shimPath: string, mode: ShimMode = 'exec'): { calls: FileCall[]; execPath?: string; entered?: string } | undefined {
   const parsed = trace.split('\n').flatMap((line): FileCall[] => {
-    const m = /^(\w+)\((?:AT_FDCWD, |-?\d+, )?"((?:[^"\\]|\\.)*)"/.exec(line)
-    if (m) return [{ call: m[1] as string, path: unquote(m[2] as string) }]
+    const m = /^(\w+)\((?:AT_FDCWD, |-?\d+(?:<((?:[^>\\]|\\.)*)>)?, )?"((?:[^"\\]|\\.)*)"/.exec(line)
+    if (m) {
+      const dir = m[2] === undefined ? undefined : unquote(m[2])
+      return [{ call: m[1] as string, path: joinAt(dir, unquote(m[3] as string)) }]
+    }
+    // mmap(addr, length, prot, flags, fd<path>, offset): a file mapped.
+    const mapped = /^mmap\((?:[^,]*, ){4}\d+<((?:[^>\\]|\\.)*)>, /.exec(line)
+    if (mapped) return [{ call: 'mmap', path: unquote(mapped[1] as string) }]
     return line.startsWith(`${LOADER_FIRST_CALL}(`) ? [{ call: LOADER_FIRST_CALL, path: '' }] : []
   })
   const start = parsed.findIndex((c) => c.call === 'execve' && c.path === shimPath)
@@ -95,9 +112,9 @@ export function shimCalls(trace: string, shimPath: string, mode: ShimMode = 'exe
   if (next < 0) return { calls: rest }
   const end = rest[next] as FileCall
   if (end.call === 'execve') return { calls: rest.slice(0, next + 1), execPath: end.path }
-  const calls = rest.slice(0, next)
-  const opened = calls.filter((c) => c.call === 'open' || c.call === 'openat').at(-1)
-  return opened === undefined ? { calls } : { calls, entered: opened.path }
+  const calls = rest.slice(0, next).filter((c) => c.call !== 'mmap')
+  const mapped = rest.slice(0, next).find((c) => c.call === 'mmap')
+  return mapped === undefined ? { calls } : { calls, entered: mapped.path }
 }
 
 /** Run the shim in a container with the tree at HOST_ROOT. */
@@ -110,7 +127,20 @@ export function runShim(opts: ShimRunOptions): ShimRun {
     env: opts.env ?? debugEnv(),
     ...(opts.trace === undefined
       ? {}
-      : { wrapper: [STRACE, '-ff', '-qq', '-s', '8192', '-e', opts.mode === 'chainload' ? `trace=%file,${LOADER_FIRST_CALL}` : 'trace=%file', '-o', opts.trace] }),
+      : {
+          wrapper: [
+            STRACE,
+            '-ff',
+            '-qq',
+            '-y',
+            '-s',
+            '8192',
+            '-e',
+            opts.mode === 'chainload' ? `trace=%file,${LOADER_FIRST_CALL},mmap` : 'trace=%file',
+            '-o',
+            opts.trace,
+          ],
+        }),
   })
   if (opts.trace === undefined) return run
   const dir = join(opts.trace, '..')
