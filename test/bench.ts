@@ -66,8 +66,10 @@ int main(int argc, char **argv)
 `
 
 // spawnbench WARMUP N PROGRAM [ARGS...]: N launches, one line each: "NS MINFLT"
-// (wall time in ns, minor page faults of the child and everything it exec'd).
+// (wall time in ns, minor page faults of the child and everything it exec'd),
+// all on the CPU the driver started on.
 const DRIVER_C = `#define _GNU_SOURCE
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,20 @@ int main(int argc, char **argv)
 	if (argc < 4) {
 		fputs("usage: spawnbench WARMUP N PROGRAM [ARGS...]\\n", stderr);
 		return 2;
+	}
+	/*
+	 * One CPU for the driver and every launch (children inherit it): a
+	 * launch that migrates mid-way, or variants that run on different CPUs
+	 * of a VM, made the medians of one run disagree by a fifth.
+	 */
+	{
+		cpu_set_t one;
+		int cpu = sched_getcpu();
+
+		CPU_ZERO(&one);
+		CPU_SET(cpu < 0 ? 0 : cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) < 0)
+			perror("spawnbench: sched_setaffinity");
 	}
 	warm = atol(argv[1]);
 	n = atol(argv[2]);
@@ -504,7 +520,7 @@ async function bench(
     machine: { cpu, cpus: cpus().length, kernel: release(), glibc, node: process.version, zig: zig.version, bwrap: bwrapVersion, loadAverage: load },
     method: {
       container: ['bwrap', ...bwrap],
-      driver: 'static musl spawnbench: posix_spawn + wait4, CLOCK_MONOTONIC around each launch; faults = ru_minflt',
+      driver: 'static musl spawnbench, pinned to one CPU: posix_spawn + wait4, CLOCK_MONOTONIC around each launch; faults = ru_minflt',
       rounds: opts.rounds,
       perRound: opts.perRound,
       warmupPerBlock: opts.warmup,
