@@ -31,16 +31,16 @@ try {
   const rows = built.map((b) => {
     const arch = ARCHES[b.arch]
     const elf = `ELF${arch.elfClass === 2 ? 64 : 32} ${arch.byteOrder === 1 ? 'LE' : 'BE'}`
-    return [b.arch, `\`${arch.zigTarget}\``, elf, String(b.bytes), (b.bytes / 1024).toFixed(1)]
+    return [b.arch, `\`${arch.zigTarget}\``, elf, b.mode, String(b.bytes), (b.bytes / 1024).toFixed(1)]
   })
-  const header = ['architecture', 'zig target', 'ELF', 'bytes', 'KiB']
+  const header = ['architecture', 'zig target', 'ELF', 'mode', 'bytes', 'KiB']
   const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`
   process.stdout.write(
     [
       `Shim sizes for the ${config.name} example (zig ${zig.version}):`,
       '',
       line(header),
-      line(header.map((h, i) => (i >= 3 ? '---:' : '---'))),
+      line(header.map((h, i) => (i >= 4 ? '---:' : '---'))),
       ...rows.map(line),
       '',
     ].join('\n'),
