@@ -13,7 +13,7 @@
 // and assertNoStrayMounts makes the check a test assertion.
 
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { lstatSync, readFileSync } from 'node:fs'
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve, sep } from 'node:path'
@@ -118,6 +118,21 @@ export function runInContainer(run: ContainerRun): RunResult {
   if (resolve(run.root) === '/') throw new Error('runInContainer: the root must be a scratch tree, not "/"')
   const [file, ...args] = [...(run.wrapper ?? []), ...bwrapArgs(run)] as [string, ...string[]]
   return runHost(file, args, { env: run.env ?? CONTAINER_ENV, input: run.input })
+}
+
+/**
+ * Host mode runs shims on this machine itself: a HOST_ROOT here would make
+ * them think they are in a container. False, with a failure that says so,
+ * when this machine has one (a stray directory; Toolbx's symlink).
+ */
+export function machineIsHost(t: Test): boolean {
+  try {
+    lstatSync(HOST_ROOT)
+  } catch {
+    return true
+  }
+  t.fail(`${HOST_ROOT} exists on this machine: host mode cannot be tested here`)
+  return false
 }
 
 /** Run a program on the host, outside any container. */
