@@ -20,12 +20,19 @@ export interface InspectReport {
   readonly versionsRequired: readonly string[]
   /** set for a hostshim shim */
   readonly shim: ShimMark | null
+  /**
+   * How a shim starts the host loader, from its ELF type: hostshim builds
+   * chainload shims as static PIEs (DYN), exec shims as plain static
+   * executables (EXEC). null for a file that is not a shim.
+   */
+  readonly shimMode: 'chainload' | 'exec' | null
   readonly warnings: readonly string[]
 }
 
 export function inspectFile(bytes: Uint8Array, file: string): InspectReport {
   const elf = parseElf(bytes, file)
   const note = findNote(elf, MARK_NOTE_NAME, MARK_NOTE_TYPE)
+  const shim = note ? parseMark(note.desc) : null
   return {
     file,
     class: `ELF${elf.class}`,
@@ -40,7 +47,8 @@ export function inspectFile(bytes: Uint8Array, file: string): InspectReport {
     static: elf.isStatic,
     glibcVersions: glibcVersionsRequired(elf),
     versionsRequired: elf.versionsRequired,
-    shim: note ? parseMark(note.desc) : null,
+    shim,
+    shimMode: shim ? (elf.typeName === 'DYN' ? 'chainload' : 'exec') : null,
     warnings: elf.warnings,
   }
 }
@@ -64,6 +72,7 @@ export function formatInspect(r: InspectReport): string {
     rows.push(['hostshim shim', `${r.shim.name} (hostshim ${r.shim.hostshim}, ${r.shim.arch})`])
     rows.push(['target', JSON.stringify(r.shim.target)])
     rows.push(['host root', JSON.stringify(r.shim.hostRoot)])
+    if (r.shimMode) rows.push(['mode', r.shimMode === 'chainload' ? 'chainload (maps the host loader in-process)' : 'exec (execs the host loader)'])
     rows.push(['config hash', r.shim.config])
   }
   for (const w of r.warnings) rows.push(['warning', w])

@@ -5,7 +5,7 @@ import { ARCHES } from '../launcher/arch.js'
 import { validateConfig } from '../launcher/config.js'
 import { formatInspect, inspectFile } from '../launcher/inspect.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, configHash, parseMark, shimMark } from '../launcher/mark.js'
-import { craftElf, EM_X86_64 } from './lib/elfcraft.js'
+import { craftElf, EM_X86_64, ET_DYN } from './lib/elfcraft.js'
 
 t.test('a dynamic program: loader, libraries and the glibc versions it needs', async (t) => {
   const r = inspectFile(readFileSync('/usr/bin/id'), '/usr/bin/id')
@@ -44,6 +44,12 @@ t.test('a shim is recognised by its mark', async (t) => {
   const text = formatInspect(r)
   t.match(text, /^hostshim shim: +toolbox \(hostshim \d+\.\d+\.\d+, x86_64\)$/m)
   t.match(text, /^target: +"\/usr\/libexec\/toolbox\/toolbox"$/m)
+  t.equal(r.shimMode, 'exec', 'a plain static executable: an exec shim')
+  t.match(text, /^mode: +exec \(execs the host loader\)$/m)
+  const pie = inspectFile(craftElf({ machine: EM_X86_64, type: ET_DYN, notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc }] }), 'shim')
+  t.equal(pie.shimMode, 'chainload', 'a static PIE: a chainload shim')
+  t.match(formatInspect(pie), /^mode: +chainload \(maps the host loader in-process\)$/m)
+  t.equal(inspectFile(craftElf({ machine: EM_X86_64, type: ET_DYN }), 'x').shimMode, null, 'not a shim: no mode')
   // A note of another type, or that is not a mark, is not taken for one.
   t.equal(inspectFile(craftElf({ notes: [{ name: MARK_NOTE_NAME, type: 1, desc }] }), 'x').shim, null)
   t.equal(inspectFile(craftElf({ notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc: Buffer.from('{"x":1}') }] }), 'x').shim, null)
