@@ -154,10 +154,12 @@ static int map_loader(int fd, unsigned long size, const LdEhdr *eh, const LdPhdr
 			continue;
 		/*
 		 * A file page must land on a memory page at the same offset in it,
-		 * a bss is only zeroed in a writable segment (glibc's is), and the
-		 * file must hold what is mapped from it (past its end: SIGBUS).
+		 * a bss is only zeroed in a writable segment (glibc's is), the file
+		 * must hold what is mapped from it (past its end: SIGBUS), and the
+		 * segment must not wrap around the address space (its end would
+		 * fall short of the reservation, and MAP_FIXED land outside it).
 		 */
-		if ((p->p_vaddr - p->p_offset) & (pg - 1) || p->p_filesz > p->p_memsz ||
+		if ((p->p_vaddr - p->p_offset) & (pg - 1) || p->p_filesz > p->p_memsz || p->p_memsz > -1UL - p->p_vaddr ||
 		    (p->p_filesz < p->p_memsz && !(p->p_flags & PF_W)) || p->p_filesz > size ||
 		    p->p_offset > size - p->p_filesz)
 			goto bad;

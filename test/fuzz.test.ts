@@ -1,13 +1,14 @@
 // The shim's C under libFuzzer, ASan and UBSan, built from the C that
 // renderShim() generates (test/lib/fuzz.ts, test/fuzz/*.c): ELF reading for
 // a 64-bit and a 32-bit shim, resolution inside the root (checked against the
-// kernel's openat2(RESOLVE_IN_ROOT)), and the ld.so.conf reader with its glob
-// matcher (checked against glibc's fnmatch). A bounded run: each harness for
+// kernel's openat2(RESOLVE_IN_ROOT)), the ld.so.conf reader with its glob
+// matcher (checked against glibc's fnmatch), and chainload's loader mapping
+// (map_loader(), x86_64, checked against the file it mapped). A bounded run: each harness for
 // HOSTSHIM_FUZZ_SECONDS (default 15); any finding fails the test and names
 // the saved input. `npm run fuzz` runs them longer.
 //
 // Then the C's ELF verdicts on the whole corpus (seeds and what the fuzzer
-// added) are compared with the TypeScript model's, and two bugs fixed since
+// added) are compared with the TypeScript model's, and three bugs fixed since
 // are put back into the C to show that the harnesses catch them.
 
 import { readdir } from 'node:fs/promises'
@@ -121,6 +122,12 @@ if (!haveClang()) {
     )
     t.not(exponential.status, 0, 'the ldconf harness fails')
     t.match(exponential.finding, /timeout after/, 'libFuzzer reports a timeout')
+    // map_loader(): segments not checked against the file's size (the truncated real loader's bss memset: SIGBUS).
+    const pastEnd = await replaySeeds('map_loader', (c) =>
+      c.replace(' || p->p_filesz > size ||\n\t\t    p->p_offset > size - p->p_filesz)', ' || (0 && size))'),
+    )
+    t.not(pastEnd.status, 0, 'the map_loader harness fails')
+    t.match(pastEnd.finding, /AddressSanitizer: BUS|past the file's end/, 'a SIGBUS, or the check on a segment past the end')
   })
 
   t.test('throughput', async (t) => {

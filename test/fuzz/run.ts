@@ -4,7 +4,8 @@
 //   npm run fuzz                         every harness, 300 s each
 //   npm run fuzz -- --seconds 3600       an hour each
 //   npm run fuzz -- --only resolve       one harness (ids: read_elf-x86_64,
-//                                        read_elf-i686, resolve, ldconf)
+//                                        read_elf-i686, resolve, ldconf,
+//                                        map_loader)
 //   npm run fuzz -- --corpus DIR         keep the corpus here (default out/fuzz)
 //   HOSTSHIM_FUZZ_SECONDS=N npm run fuzz the same as --seconds N
 //

@@ -18,7 +18,24 @@ import { ARCHES, type Arch, type ArchName } from '../../launcher/arch.js'
 import { shimConfigOf, validateConfig, type ShimConfig } from '../../launcher/config.js'
 import { planShim, readElf, type HostErr, type HostFile, type HostStat, type HostView } from '../../launcher/plan.js'
 import { renderShim } from '../../shim/template.js'
-import { EM_386, EM_AARCH64, EM_X86_64, ET_DYN, ET_REL, PT_INTERP, PT_LOAD, craftElf, type CraftOptions } from './elfcraft.js'
+import {
+  EM_386,
+  EM_AARCH64,
+  EM_X86_64,
+  ET_DYN,
+  ET_EXEC,
+  ET_REL,
+  PF_R,
+  PF_W,
+  PF_X,
+  PT_GNU_STACK,
+  PT_INTERP,
+  PT_LOAD,
+  PT_NULL,
+  craftElf,
+  type CraftOptions,
+  type CraftSegment,
+} from './elfcraft.js'
 
 export const CLANG = process.env.HOSTSHIM_CLANG ?? 'clang-14'
 export const FUZZ_DIR = fileURLToPath(new URL('../fuzz/', import.meta.url))
@@ -35,7 +52,7 @@ export const FUZZ_CFLAGS = [
   '-Werror',
 ] as const
 
-export type HarnessName = 'read_elf' | 'resolve' | 'ldconf'
+export type HarnessName = 'read_elf' | 'resolve' | 'ldconf' | 'map_loader'
 
 export interface Harness {
   /** e.g. "read_elf-i686": the harness and the architecture its shim was rendered for */
@@ -44,6 +61,8 @@ export interface Harness {
   readonly arch: ArchName
   /** libFuzzer -max_len */
   readonly maxLen: number
+  /** render the shim in chainload mode (FUZZ_CONFIG with mode "chainload"); the arch must be this machine's */
+  readonly chainload?: boolean
 }
 
 export const HARNESSES: readonly Harness[] = [
@@ -52,13 +71,22 @@ export const HARNESSES: readonly Harness[] = [
   { id: 'read_elf-i686', name: 'read_elf', arch: 'i686', maxLen: 8192 },
   { id: 'resolve', name: 'resolve', arch: 'x86_64', maxLen: 4096 },
   { id: 'ldconf', name: 'ldconf', arch: 'x86_64', maxLen: 8192 },
+  // Chainload's map_loader(): its jump is x86_64 assembly, which this machine assembles.
+  // 64 KiB: room for the real loader's first pages (its whole 200 KiB would make every input slow).
+  { id: 'map_loader', name: 'map_loader', arch: 'x86_64', maxLen: 65536, chainload: true },
 ]
 
 /** The config the fuzzed shims are rendered from. Only argv0 (true) matters to the harnesses. */
 // Exec mode: the harnesses call the functions both modes share, and the
 // chainload block's jump is assembly for the shim's architecture, which the
-// i686 harness, built for this machine, could not assemble.
+// i686 harness, built for this machine, could not assemble. The map_loader
+// harness (x86_64 only) gets it with mode "chainload": harnessConfig().
 export const FUZZ_CONFIG: ShimConfig = shimConfigOf(validateConfig({ name: 'fuzz', target: '/usr/bin/fuzz-target', mode: 'exec' }))
+
+/** The config a harness's shim is rendered from. */
+export function harnessConfig(harness: Harness): ShimConfig {
+  return harness.chainload ? { ...FUZZ_CONFIG, mode: 'chainload' } : FUZZ_CONFIG
+}
 
 /** clang-14 and its libFuzzer runtime are installed. */
 export function haveClang(): boolean {
@@ -74,7 +102,7 @@ export function haveClang(): boolean {
 export async function buildHarness(harness: Harness, dir: string, mutate?: (c: string) => string): Promise<string> {
   const work = join(dir, mutate ? `${harness.id}-mutant` : harness.id)
   await mkdir(work, { recursive: true })
-  const source = renderShim(FUZZ_CONFIG, ARCHES[harness.arch])
+  const source = renderShim(harnessConfig(harness), ARCHES[harness.arch])
   const mutated = mutate ? mutate(source) : source
   if (mutate && mutated === source) throw new Error(`the mutation of ${harness.id} changed nothing`)
   await writeFile(join(work, 'shim.c'), mutated)
@@ -230,6 +258,91 @@ export function realBinarySeeds(maxLen: number): Buffer[] {
   return out
 }
 
+/**
+ * The real loader's first `maxLen` bytes with its PT_LOADs cut to what the
+ * cut file holds (a segment wholly past it moved to the file's first page,
+ * at the same offset in the page, each bss as long as it was): its layout (four PT_LOADs, the bss of the
+ * RW one) in a file map_loader() accepts. Elf64 little-endian only.
+ */
+export function fitLoaderSeed(whole: Buffer, maxLen: number): Buffer | null {
+  const bytes = Buffer.from(whole.subarray(0, maxLen))
+  if (bytes.length < 64 || bytes.readUInt32BE(0) !== 0x7f454c46 || bytes[4] !== 2 || bytes[5] !== 1) return null
+  const phoff = Number(bytes.readBigUInt64LE(32))
+  const phnum = bytes.readUInt16LE(56)
+  if (phoff + phnum * 56 > bytes.length) return null
+  const size = BigInt(bytes.length)
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * 56
+    if (bytes.readUInt32LE(at) !== PT_LOAD) continue
+    let offset = bytes.readBigUInt64LE(at + 8)
+    const filesz = bytes.readBigUInt64LE(at + 32)
+    if (offset + filesz <= size) continue
+    if (offset >= size) offset %= 0x1000n
+    const fits = size - offset < filesz ? size - offset : filesz
+    const memsz = bytes.readBigUInt64LE(at + 40)
+    bytes.writeBigUInt64LE(offset, at + 8)
+    bytes.writeBigUInt64LE(fits, at + 32)
+    // The bss stays as long as it was (a read-only segment has none).
+    bytes.writeBigUInt64LE(memsz > filesz ? memsz - (filesz - fits) : fits, at + 40)
+  }
+  return bytes
+}
+
+/** Loader files for the map_loader harness: accepted ones of several layouts, and one of each refusal. */
+export function loaderSeeds(maxLen: number): Buffer[] {
+  const craft = (more: CraftOptions) => craftElf({ type: ET_DYN, load: true, ...more })
+  const page = 0x1000
+  // The whole file at 0, and a writable segment with a bss over the rest of its page and two pages more.
+  const rw = (more: Partial<CraftSegment> = {}): CraftSegment => ({
+    type: PT_LOAD,
+    flags: PF_R | PF_W,
+    offset: 0x40,
+    vaddr: 0x10040,
+    filesz: 0x80,
+    memsz: 0x80 + 3 * page,
+    ...more,
+  })
+  const nulls = (n: number): CraftSegment[] => Array.from({ length: n }, () => ({ type: PT_NULL, flags: 0 }))
+  const seeds = [
+    craft({}),
+    craft({ segments: [rw()] }),
+    craft({ segments: [rw({ flags: PF_W })] }), // write-only
+    craft({ segments: [rw({ filesz: 0, vaddr: 0x20123, offset: 0x123 })] }), // all bss, at an odd address
+    craft({ segments: [rw({ vaddr: 0x10000, offset: 0, memsz: 0x100 })] }), // bss inside the file's last page
+    craft({ segments: [rw({ vaddr: 0x800040 })], editSegments: (s) => s.reverse() }), // out of order, a hole
+    craft({ segments: [rw({ vaddr: 0x40 })] }), // overlapping the first
+    craft({ segments: [{ type: PT_LOAD, flags: PF_R | PF_X, offset: 0, vaddr: 0, filesz: 0x40, memsz: 0x40 }] }),
+    craft({ segments: [{ type: PT_GNU_STACK, flags: PF_R | PF_W }] }),
+    craft({ segments: [rw(), ...nulls(62)] }), // LD_PHDRS headers
+    // Refused (ENOEXEC).
+    craft({ segments: [rw({ flags: PF_R })] }), // a bss in a read-only segment
+    craft({ segments: [rw({ vaddr: 0x10041 })] }), // file and memory pages at different offsets
+    craft({ segments: [rw({ filesz: 0x100, memsz: 0x80 })] }), // p_filesz > p_memsz
+    craft({ segments: [rw({ filesz: 0x100000, memsz: 0x100000 })] }), // past the file's end
+    craft({ segments: [rw({ offset: 0x100040 })] }), // starting past it
+    craft({ interpreter: '/lib64/ld-linux-x86-64.so.2' }), // a loader with a loader
+    craft({ type: ET_EXEC }),
+    craft({ load: false, segments: [rw({ offset: 0, vaddr: 0x10000, filesz: 0x40, memsz: 0x40 })] }), // no PT_LOAD holds the headers
+    craft({ load: false }), // no PT_LOAD at all
+    // Too big to reserve (ENOMEM), or to fill once reserved.
+    craft({ segments: [rw({ memsz: 2 ** 52 })] }),
+    craft({ segments: [rw({ memsz: 2 ** 44 })] }),
+    // chainload() refuses these before map_loader(): the harness stops there too.
+    craft({ segments: [rw(), ...nulls(63)] }),
+    craft({ header: { phentsize: 32 } }),
+    craft({ truncate: 100 }),
+  ]
+  const ld = '/lib64/ld-linux-x86-64.so.2'
+  if (existsSync(ld)) {
+    const whole = readFileSync(ld)
+    // Cut to maxLen, its segments past the end: refused now (once: SIGBUS zeroing the bss).
+    seeds.push(whole.subarray(0, maxLen))
+    const fit = fitLoaderSeed(whole, maxLen)
+    if (fit) seeds.push(fit)
+  }
+  return seeds
+}
+
 /** Write the harness's seed corpus into `dir`. */
 export async function writeSeeds(harness: Harness, dir: string): Promise<number> {
   await mkdir(dir, { recursive: true })
@@ -237,6 +350,8 @@ export async function writeSeeds(harness: Harness, dir: string): Promise<number>
   if (harness.name === 'read_elf') {
     seeds = elfSeeds(ARCHES[harness.arch])
     if (harness.arch === 'x86_64') seeds.push(...realBinarySeeds(harness.maxLen))
+  } else if (harness.name === 'map_loader') {
+    seeds = loaderSeeds(harness.maxLen)
   } else if (harness.name === 'resolve') {
     seeds = RESOLVE_SEEDS.map(encodeResolveSeed)
   } else {
