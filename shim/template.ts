@@ -168,14 +168,19 @@ static int spend(long units)
  * at the arena's top with all the room it may need and, once filled, keeps
  * only what it holds (keep()), so that the next one starts right after it
  * instead of a page further on; a caller gives back what it kept by setting
- * the top back. The arena's size is the sum of what can be kept at once:
- * what main() keeps, and per ld.so.conf include level a file's text, two
- * paths, matched names and their index; plus room for the innermost call.
+ * the top back. The arena's size is the sum of what can be kept at once,
+ * each kept string at most PATH_MAX bytes (a multiple of KEEP_ALIGN): what
+ * main() keeps (the target, its interpreter, the usr-merged loader name,
+ * the loader, its directory), and per ld.so.conf include level a file's
+ * text, two paths, matched names and their index; plus the largest buffer
+ * used and given back on top of all that (the headers and interpreter
+ * read_elf() reads; more than resolve()'s path and link, or a batch of
+ * directory entries). test/integration/arena.test.ts comes close to it.
  */
 enum {
 	KEEP_ALIGN = 16,
 	LEVEL = MAX_CONF + MAX_NAMES + 2 * PATH_MAX + MAX_MATCHES * sizeof(char *) + 5 * KEEP_ALIGN,
-	ARENA = 4 * (PATH_MAX + KEEP_ALIGN) + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + 2 * PATH_MAX + DENTS + 4 * KEEP_ALIGN,
+	ARENA = 5 * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP,
 };
 static struct {
 	/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
