@@ -24,7 +24,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { ShimConfig, ShimMode } from '../../launcher/config.js'
 import { FAILURES, LIMITS, type Errno, type FailureKey, type Plan } from '../../launcher/plan.js'
-import { HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, makeScratchDir, removeScratchDir, type Bind } from '../lib/container.js'
+import { HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, type Bind } from '../lib/container.js'
 import { EM_AARCH64, PT_INTERP, craftElf } from '../lib/elfcraft.js'
 import {
   DEB_DIR,
@@ -39,16 +39,12 @@ import {
   workingHost,
   type TreeSpec,
 } from '../lib/hosttree.js'
-import { COMPILE_TIMEOUT_MS, MODES, buildShim, parseDebug, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, buildShim, parseDebug, suiteScratch, type ShimFields } from '../lib/shims.js'
 import { expectedOutput, insideHostRoot, runShim } from '../lib/shimrun.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * 300_000)
 
-const scratch = await makeScratchDir('adversarial')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'adversarial')
 
 const real = copyRealFiles(join(scratch, 'real'))
 const root = await makeBusyboxRoot(join(scratch, 'root'))

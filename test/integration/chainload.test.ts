@@ -26,8 +26,6 @@ import {
   machineIsHost,
   addHostUserDb,
   makeBusyboxRoot,
-  makeScratchDir,
-  removeScratchDir,
   runHost,
   runInContainer,
   shellCommand,
@@ -45,17 +43,13 @@ import {
   removeShimsFor,
   SELF_PROBE_C,
 } from '../lib/chainload.js'
-import { COMPILE_TIMEOUT_MS, DEBUG_ENV, buildShim, parseDebug, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, DEBUG_ENV, buildShim, parseDebug, suiteScratch, type ShimFields } from '../lib/shims.js'
 
 // Cold, the foreign architectures each build musl for a static PIE first.
 t.setTimeout(COMPILE_TIMEOUT_MS * 12)
 
-const scratch = await makeScratchDir('chainload')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-  await removeShimsFor()
-})
+const scratch = await suiteScratch(t, 'chainload')
+t.teardown(removeShimsFor)
 
 const selfprobe = await buildSelfProbe(scratch)
 const text = (b: Buffer) => b.toString('latin1')

@@ -22,23 +22,17 @@ import {
   assertNoStrayMounts,
   buildHostProbe,
   makeBusyboxRoot,
-  makeScratchDir,
   parseProbe,
-  removeScratchDir,
   runHost,
   runInContainer,
   shellCommand,
   waitStatusFromTime,
 } from '../lib/container.js'
-import { COMPILE_TIMEOUT_MS, DEBUG_ENV, MODES, buildShim, parseDebug, removeBuiltShims } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, DEBUG_ENV, MODES, buildShim, parseDebug, suiteScratch } from '../lib/shims.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 3)
 
-const scratch = await makeScratchDir('container')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'container')
 
 /** The host probe (test/lib/container.ts): dynamic, so only a shim can start it in a busybox root. */
 const probe = await buildHostProbe(scratch)

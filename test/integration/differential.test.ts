@@ -21,22 +21,18 @@ import t from 'tap'
 import type { ShimConfig, ShimMode } from '../../launcher/config.js'
 import { readElf, toHostBytes, type Mode, type Plan } from '../../launcher/plan.js'
 import { ARCHES } from '../../launcher/arch.js'
-import { BWRAP, HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost } from '../lib/container.js'
+import { BWRAP, HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, runHost } from '../lib/container.js'
 import { memoryFile } from '../lib/fuzz.js'
 import { buildTree, copyRealFiles, fakeLoaderOutcome, planTree, shimConfig, type RealFiles } from '../lib/hosttree.js'
 import { describeEntry, randomTree, type RandomTree, type ShimChoice } from '../lib/randomtree.js'
-import { COMPILE_TIMEOUT_MS, MODES, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
 import { debugEnv, expectedOutput, runShim } from '../lib/shimrun.js'
 
 const SEED = Number(process.env.HOSTSHIM_DIFF_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const TREES = Number(process.env.HOSTSHIM_DIFF_TREES ?? 240)
 t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * TREES * 2000)
 
-const scratch = await makeScratchDir('differential')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'differential')
 const real: RealFiles = copyRealFiles(join(scratch, 'real'))
 const root = await makeBusyboxRoot(join(scratch, 'root'))
 

@@ -31,22 +31,16 @@ import {
   CONTAINER_ENV,
   assertNoStrayMounts,
   makeBusyboxRoot,
-  makeScratchDir,
-  removeScratchDir,
   runInContainer,
   type Bind,
 } from '../lib/container.js'
 import type { ShimMode } from '../../launcher/config.js'
 import { fakeLoader, planTree, shimConfig } from '../lib/hosttree.js'
-import { COMPILE_TIMEOUT_MS, MODES, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 2)
 
-const scratch = await makeScratchDir('environment')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'environment')
 
 const root = await makeBusyboxRoot(join(scratch, 'root'))
 // Container libraries: built here with this machine's cc, so they load into a host program.

@@ -29,18 +29,14 @@ import { generate } from '../../launcher/generate.js'
 import { loadZig } from '../../launcher/toolchain.js'
 import { renderShim } from '../../shim/template.js'
 import { REPO } from '../lib/cli.js'
-import { CONTAINER_ENV, makeBusyboxRoot, makeScratchDir, removeScratchDir, runInContainer } from '../lib/container.js'
+import { CONTAINER_ENV, makeBusyboxRoot, runInContainer } from '../lib/container.js'
 import { DEB_DIR, buildTree, copyRealFiles, planTree, workingHost } from '../lib/hosttree.js'
-import { COMPILE_TIMEOUT_MS, MODES, buildShim, removeBuiltShims } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, buildShim, suiteScratch } from '../lib/shims.js'
 import { expectedOutput } from '../lib/shimrun.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 3 * MODES.length)
 
-const scratch = await makeScratchDir('generator')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'generator')
 
 // ---------------------------------------------------------------------------
 // Reading C literals back.

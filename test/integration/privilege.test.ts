@@ -26,17 +26,13 @@ import type { InstallResult } from '../../launcher/install.js'
 import { planShim, toHostBytes } from '../../launcher/plan.js'
 import { loadZig } from '../../launcher/toolchain.js'
 import { REPO, runCli } from '../lib/cli.js'
-import { CONTAINER_ENV, makeScratchDir, removeScratchDir } from '../lib/container.js'
+import { CONTAINER_ENV } from '../lib/container.js'
 import { shimConfig } from '../lib/hosttree.js'
-import { COMPILE_TIMEOUT_MS, MODES, TEST_CACHE_DIR, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, MODES, TEST_CACHE_DIR, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 2 * MODES.length)
 
-const scratch = await makeScratchDir('privilege')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'privilege')
 // The unprivileged user must reach the copies, on a file system that honours set-user-ID.
 const nosuid = (dir: string) => /(^|,)nosuid(,|$)/.test(spawnSync('findmnt', ['-no', 'OPTIONS', '-T', dir], { encoding: 'utf8' }).stdout)
 const suidDir = [scratch, join(REPO, 'out', 'privilege-test')].find((dir) => {

@@ -20,25 +20,19 @@ import {
   assertNoStrayMounts,
   buildHostProbe,
   makeBusyboxRoot,
-  makeScratchDir,
   parseProbe,
-  removeScratchDir,
   runHost,
   runInContainer,
   type Bind,
 } from '../lib/container.js'
 import { planTree, shimConfig } from '../lib/hosttree.js'
 import type { ShimMode } from '../../launcher/config.js'
-import { COMPILE_TIMEOUT_MS, DEBUG_ENV, MODES, buildShim, removeBuiltShims, type ShimFields } from '../lib/shims.js'
+import { COMPILE_TIMEOUT_MS, DEBUG_ENV, MODES, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
 import { buildXspawn, parseEnding } from '../lib/xspawn.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 2 * MODES.length)
 
-const scratch = await makeScratchDir('transparency')
-t.teardown(async () => {
-  await removeScratchDir(scratch)
-  await removeBuiltShims()
-})
+const scratch = await suiteScratch(t, 'transparency')
 
 const root = await makeBusyboxRoot(join(scratch, 'root'))
 await addHostUserDb(root)

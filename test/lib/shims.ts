@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import { SHIM_MODES, validateConfig, type RawConfig, type ShimMode } from '../../launcher/config.js'
 import { generate } from '../../launcher/generate.js'
 import { loadZig, type Zig } from '../../launcher/toolchain.js'
-import { SHIM_DIR_PREFIX } from './container.js'
+import type { Test } from 'tap'
+import { SHIM_DIR_PREFIX, makeScratchDir, removeScratchDir } from './container.js'
 
 /** The shim's compile cache for tests: shared across runs so they stay fast. */
 export const TEST_CACHE_DIR = process.env.HOSTSHIM_CACHE ?? join(tmpdir(), 'hostshim-test-cache')
@@ -59,6 +60,19 @@ export async function buildShim(fields: ShimFields, mode?: ShimMode): Promise<st
 /** Remove the temp dirs buildShim made. Shims are never mount points: plain rm. */
 export async function removeBuiltShims(): Promise<void> {
   for (const dir of shimDirs.splice(0)) await rm(dir, { recursive: true, force: true })
+}
+
+/**
+ * A suite's scratch dir (makeScratchDir), removed when the suite ends,
+ * together with the shims buildShim made for it.
+ */
+export async function suiteScratch(t: Test, label: string): Promise<string> {
+  const dir = await makeScratchDir(label)
+  t.teardown(async () => {
+    await removeScratchDir(dir)
+    await removeBuiltShims()
+  })
+  return dir
 }
 
 /**
