@@ -18,17 +18,17 @@ import t from 'tap'
 import { ARCHES } from '../../launcher/arch.js'
 import { shimConfigOf, validateConfig } from '../../launcher/config.js'
 import { nodeHostView } from '../../launcher/hostview.js'
-import { planShim } from '../../launcher/plan.js'
+import { LIMITS, planShim } from '../../launcher/plan.js'
 import { renderShim } from '../../shim/template.js'
 import { CONTAINER_ENV, makeScratchDir, removeScratchDir } from '../lib/container.js'
 import { CLANG, haveClang } from '../lib/fuzz.js'
 import { DEBUG_ENV, parseDebug } from '../lib/shims.js'
 
-// The shim's limits (shim/template.ts), which the tree is built to reach.
-const MAX_CONF = 64 * 1024
-const MAX_DEPTH = 8
-const MAX_MATCHES = 256
-const MAX_NAMES = 16384
+// The shim's limits, as the plan model holds them: the tree is built to reach them.
+const MAX_CONF = LIMITS.confBytes
+const MAX_DEPTH = LIMITS.includeDepth
+const MAX_MATCHES = LIMITS.includeMatches
+const MAX_NAMES = LIMITS.includeNameBytes
 /** 63 bytes and a NUL: 256 of them are MAX_NAMES exactly. */
 const NAME_BYTES = MAX_NAMES / MAX_MATCHES - 1
 
