@@ -242,6 +242,12 @@ static char *keep(size_t n)
 	return p;
 }
 
+/* Keep the string written at the top, with its NUL; returns it. */
+static char *keep_string(void)
+{
+	return keep(strlen(top()) + 1);
+}
+
 static void put(const char *s)
 {
 	size_t n = strlen(s);
@@ -776,7 +782,7 @@ static void include(const char *pattern, const char *from, int depth)
 		memcpy(path, from, head);
 		cpy(path + head, pattern);
 	}
-	keep(strlen(path) + 1);
+	keep_string();
 	base = strrchr(path, '/') + 1;
 	if (!any_of(base, "*?[")) {
 		read_conf(path, depth + 1);
@@ -845,7 +851,7 @@ listed_all:
 			continue;
 		memcpy(file, path, dir_len);
 		cpy(file + dir_len, match_[i]);
-		keep(strlen(file) + 1);
+		keep_string();
 		read_conf(file, depth + 1);
 		m.top = at;
 	}
@@ -1013,13 +1019,13 @@ int main(int argc, char **argv)
 	target = top();
 	if (resolve(TARGET, target, &st) < 0)
 		bail(WHAT_TARGET_MISSING, in_root(TARGET), errno);
-	keep(strlen(target) + 1);
+	keep_string();
 	fd = open_program(target, &st, &has_interp);
 	if (fd < 0)
 		bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
 	close(fd);
 	if (has_interp) {
-		char *interp = keep(strlen(top()) + 1);
+		char *interp = keep_string();
 
 		/* Built for Toolbx: PT_INTERP already names /run/host/...; take the host path under it. */
 		/* memcmp() reads past a shorter interp: still in the arena, and it differs at its NUL. */
@@ -1042,12 +1048,12 @@ int main(int argc, char **argv)
 			tried = top();
 			memcpy(tried, "/usr", 4);
 			cpy(tried + 4, host_loader);
-			keep(strlen(tried) + 1);
+			keep_string();
 			loader = top();
 			if (resolve(tried, loader, &st) < 0)
 				bail(WHAT_LOADER_MISSING, in_root(host_loader), err);
 		}
-		keep(strlen(loader) + 1);
+		keep_string();
 		fd = open_program(loader, &st, &has_interp);
 		if (fd < 0)
 			bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_LOADER_BAD, loader, errno);
@@ -1063,7 +1069,7 @@ int main(int argc, char **argv)
 		tried = top();
 		cpy(tried, loader + m.root_len);
 		*strrchr(tried, '/') = 0;
-		keep(strlen(tried) + 1);
+		keep_string();
 		add_dir(tried[0] ? tried : "/");
 		read_conf("/etc/ld.so.conf", 0);
 		for (dir = STD_DIRS; *dir; dir += strlen(dir) + 1)
