@@ -947,14 +947,16 @@ static void debug(int container, const char *loader, const char *path, char *con
 	debug_line("library-path", loader ? m.lp : "-");
 	debug_line("exec", path);
 	for (i = 0; args[i]; i++) {
-		char num[12], *q = num + sizeof(num) - 1;
+		/* The index's digits, written backwards in front of "]". */
+		char num[12], *q = num + sizeof(num) - 2;
 		int v = i;
 
-		*q = 0;
+		q[0] = ']';
+		q[1] = 0;
 		do
 			*--q = (char)('0' + v % 10);
 		while (v /= 10);
-		cpy(cpy(key + 5, q) + (num + sizeof(num) - 1 - q), "]");
+		cpy(key + 5, q);
 		debug_line(key, args[i]);
 	}
 }
