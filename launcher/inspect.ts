@@ -2,6 +2,7 @@
 // Pure: bytes in, a report out; the CLI reads the file and prints.
 
 import { findNote, glibcVersionsRequired, parseElf } from './elf.js'
+import type { ShimMode } from './config.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark, type ShimMark } from './mark.js'
 
 export interface InspectReport {
@@ -25,7 +26,7 @@ export interface InspectReport {
    * chainload shims as static PIEs (DYN), exec shims as plain static
    * executables (EXEC). null for a file that is not a shim.
    */
-  readonly shimMode: 'chainload' | 'exec' | null
+  readonly shimMode: ShimMode | null
   readonly warnings: readonly string[]
 }
 

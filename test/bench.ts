@@ -34,7 +34,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ARCH_NAMES } from '../launcher/arch.js'
-import { validateConfig } from '../launcher/config.js'
+import { SHIM_MODES, validateConfig } from '../launcher/config.js'
 import { generate } from '../launcher/generate.js'
 import { loadZig } from '../launcher/toolchain.js'
 
@@ -347,7 +347,7 @@ async function bench(
     const sizeConfig = validateConfig({ name: 'toolbox', target: '/usr/libexec/toolbox/toolbox', arch: ['x86_64'], outDir: join(tmp, 'sizes') })
     const sizeCache = join(PROJECT, 'node_modules', '.cache', 'hostshim-bench')
     for (const arch of ARCH_NAMES) {
-      for (const mode of ['exec', 'chainload'] as const) {
+      for (const mode of SHIM_MODES) {
         const key = mode === 'exec' ? arch : `${arch} chainload`
         log(`generating the ${arch} ${mode} shim for its size...`)
         try {
