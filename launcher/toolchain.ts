@@ -56,9 +56,9 @@ export function compileArgs(arch: Arch, source: string, output: string, mode: Sh
   return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...modeFlags, '-o', output, source]
 }
 
-function run(file: string, args: readonly string[], cwd?: string): Promise<{ stdout: string; stderr: string }> {
+function run(file: string, args: readonly string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(file, args, { cwd, env, maxBuffer: 16 << 20, encoding: 'utf8' }, (error, stdout, stderr) => {
       if (error) reject(Object.assign(error, { stdout, stderr }))
       else resolve({ stdout, stderr })
     })
@@ -146,7 +146,7 @@ export async function compileShim(
     await writeFile(join(work, 'shim.c'), source)
     const args = compileArgs(arch, 'shim.c', 'shim', mode)
     try {
-      await run(zig.path, args, work)
+      await run(zig.path, args, work, zigEnv(work))
     } catch (error) {
       const e = error as NodeJS.ErrnoException & { stderr?: string }
       throw new ToolchainError(`zig failed to compile the shim for ${arch.name}`, [zig.path, ...args], e.stderr ?? String(e.message))
@@ -160,6 +160,21 @@ export async function compileShim(
   } finally {
     await rm(work, { recursive: true, force: true })
   }
+}
+
+/**
+ * zig's environment for one compile: its local cache (where the shim's own
+ * object and zig's record of it go) private to this compile, in `work`.
+ * Without a build.zig zig puts them in its global cache, under one record
+ * per target and flags that names the source only as "shim.c": every
+ * generate of any config for that target, in any process, would read and
+ * rewrite that one record, and concurrent ones raced on it (zig failed to
+ * open o/HASH/shim.o, FileNotFound). hostshim caches the finished binary
+ * itself, so zig's copy of the object was never reused anyway. musl and
+ * compiler-rt stay in zig's global cache: built once per target, shared.
+ */
+export function zigEnv(work: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, ZIG_LOCAL_CACHE_DIR: join(work, 'zig-cache') }
 }
 
 /** Write next to the destination, then rename: readers see the old file or the new one. */

@@ -36,6 +36,9 @@ import {
 } from './lib/elfcraft.js'
 import { COMPILE_TIMEOUT_MS, DEBUG_ENV, parseDebug, TEST_CACHE_DIR } from './lib/shims.js'
 import { readelf } from './lib/readelf.js'
+import { seedFastCheck } from './lib/seed.js'
+
+seedFastCheck(t, 20261204)
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 4)
 

@@ -12,8 +12,13 @@
 // how the run ends are counted apart, so that one wrong ending does not hide
 // the debug output of the other trees.
 //
-// HOSTSHIM_DIFF_SEED=N reruns the trees of a failed run (the seed is printed);
-// HOSTSHIM_DIFF_TREES=N sets how many (default 240).
+// The trees come from a fixed seed (printed): every run of `npm test` plans
+// and runs the same trees. HOSTSHIM_DIFF_SEED=N (or HOSTSHIM_TEST_SEED=N)
+// runs the trees of seed N; HOSTSHIM_SOAK=1 (`npm run soak`) draws a new
+// seed each run, and 4 times the trees; HOSTSHIM_DIFF_TREES=N sets how many
+// (default 240). The first trees of every run have some choices pinned
+// (PINNED below), so the mix the suite asserts (each kind of failure, runs
+// through the loader, static targets, host mode) holds for any seed.
 
 import { readFileSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
@@ -24,12 +29,29 @@ import { ARCHES } from '../../launcher/arch.js'
 import { BWRAP, HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, runHost } from '../lib/container.js'
 import { memoryFile } from '../lib/fuzz.js'
 import { buildTree, copyRealFiles, fakeLoaderOutcome, planTree, shimConfig, type RealFiles } from '../lib/hosttree.js'
-import { describeEntry, randomTree, type RandomTree, type ShimChoice } from '../lib/randomtree.js'
+import { describeEntry, randomTree, type RandomTree, type ShimChoice, type TreePin } from '../lib/randomtree.js'
+import { soaking, testSeed } from '../lib/seed.js'
 import { COMPILE_TIMEOUT_MS, MODES, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
 import { debugEnv, expectedOutput, runShim } from '../lib/shimrun.js'
 
-const SEED = Number(process.env.HOSTSHIM_DIFF_SEED ?? Math.floor(Math.random() * 2 ** 31))
-const TREES = Number(process.env.HOSTSHIM_DIFF_TREES ?? 240)
+const { seed: SEED, how: SEED_HOW } = testSeed(283559001, 'HOSTSHIM_DIFF_SEED')
+const TREES = Number(process.env.HOSTSHIM_DIFF_TREES ?? (soaking() ? 960 : 240))
+t.comment(`seed ${SEED} (${SEED_HOW}), ${TREES} trees`)
+
+/**
+ * The first trees of a run: one of each failure kind the suite asserts, a
+ * run through the loader, a static target, and host mode for the first
+ * two. Tree i takes PINNED[i] (the rest of it is still its seed's).
+ */
+const PINNED: readonly { pin: TreePin; kind: string }[] = [
+  { pin: { loader: 'fake', target: 'dynamic', via: 'file', hostMode: true }, kind: 'container: via the loader' },
+  { pin: { target: 'static', via: 'file', hostMode: true }, kind: 'container: direct exec' },
+  { pin: { target: 'missing' }, kind: 'container: targetMissing ENOENT' },
+  { pin: { target: 'broken', broken: 'not-elf', via: 'file' }, kind: 'container: targetBad ENOEXEC' },
+  { pin: { target: 'broken', broken: 'foreign', via: 'file' }, kind: 'container: wrongArch ENOEXEC' },
+  { pin: { loader: 'missing', target: 'dynamic' }, kind: 'container: loaderMissing ENOENT' },
+  { pin: { loader: 'not-elf', target: 'dynamic' }, kind: 'container: loaderBad ENOEXEC' },
+]
 t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * TREES * 2000)
 
 const scratch = await suiteScratch(t, 'differential')
@@ -103,9 +125,11 @@ function compare(config: ShimConfig, plan: Plan, tree: string, mode: Mode, shimM
   }
 }
 
-function describeTree(tree: RandomTree): string {
+function describeTree(tree: RandomTree, index: number): string {
+  // A pinned tree is rerun from the run's seed (its pin comes from its index).
+  const rerun = index < PINNED.length ? `HOSTSHIM_DIFF_SEED=${SEED} HOSTSHIM_DIFF_TREES=${index + 1}` : `HOSTSHIM_DIFF_SEED=${tree.seed} HOSTSHIM_DIFF_TREES=1`
   return [
-    `seed ${tree.seed} (rerun: HOSTSHIM_DIFF_SEED=${tree.seed} HOSTSHIM_DIFF_TREES=1)`,
+    `tree ${index}, seed ${tree.seed} (rerun: ${rerun})`,
     `shim ${tree.shim}, args ${JSON.stringify(tree.args)}`,
     ...tree.notes.map((n) => `  ${n}`),
     'tree:',
@@ -121,28 +145,34 @@ for (const mode of MODES) {
     t.test(`${TREES} random host trees: the shim prints what the model says`, async (t) => {
       t.comment(`seed ${SEED} (HOSTSHIM_DIFF_SEED=${SEED} reruns these trees)`)
       const tally = new Map<string, number>()
+      /** FAILURES names of the plans that failed in container mode */
+      const failureKinds = new Set<string>()
       const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1)
       // Debug output that differs from the model's, and runs that then end otherwise than predicted.
       let failures = 0
       let endings = 0
-      const report = (where: Mode, tree: RandomTree, v: Verdict) => {
+      const report = (where: Mode, tree: RandomTree, index: number, v: Verdict) => {
         if (v.ok) return
         if (!v.debugOk) failures++
         else endings++
         if ((v.debugOk ? endings : failures) <= SHOWN) {
-          t.fail(`${where} mode ${v.debugOk ? 'ends otherwise than predicted, after the model\'s debug lines' : 'differs'}\n${describeTree(tree)}\n${v.detail}`)
+          t.fail(`${where} mode ${v.debugOk ? 'ends otherwise than predicted, after the model\'s debug lines' : 'differs'}\n${describeTree(tree, index)}\n${v.detail}`)
         }
       }
       for (let i = 0; i < TREES; i++) {
-        const tree = randomTree(SEED + i, real)
+        const tree = randomTree(SEED + i, real, PINNED[i]?.pin)
         const { path: shim, config } = shims[mode][tree.shim]
         const dir = buildTree(join(scratch, mode, `t${i}`), { ...tree.spec, [HOST_AT(config.name)]: { file: '', mode: 0o644 } })
         const at = `/usr/bin/${config.name}`
 
         const plan = planTree(config, dir, [at, ...tree.args], 'container')
-        count(plan.ok ? (plan.loader === null ? 'container: direct exec' : 'container: via the loader') : `container: ${plan.what} ${plan.errno}`)
+        const kind = plan.ok ? (plan.loader === null ? 'container: direct exec' : 'container: via the loader') : `container: ${plan.what} ${plan.errno}`
+        count(kind)
+        if (!plan.ok) failureKinds.add(plan.what)
+        const wanted = PINNED[i]?.kind
+        if (wanted !== undefined && kind !== wanted) t.fail(`pinned tree ${i} should plan "${wanted}", not "${kind}"\n${describeTree(tree, i)}`)
         const run = runShim({ root, tree: dir, shim, at, argv: [at, ...tree.args] })
-        report('container', tree, compare(config, plan, dir, 'container', mode, run.status, run.stderr))
+        report('container', tree, i, compare(config, plan, dir, 'container', mode, run.status, run.stderr))
 
         if (tree.hostMode) {
           const hostAt = HOST_AT(config.name)
@@ -152,7 +182,7 @@ for (const mode of MODES) {
           const r = runHost(BWRAP, ['--bind', dir, '/', '--ro-bind', shim, hostAt, '--chdir', '/', '--die-with-parent', '--', hostAt, ...tree.args], {
             env: debugEnv(),
           })
-          report('host', tree, compare(config, hostPlan, dir, 'host', mode, r.status, r.stderr))
+          report('host', tree, i, compare(config, hostPlan, dir, 'host', mode, r.status, r.stderr))
         }
         if (failures >= SHOWN) break
       }
@@ -163,7 +193,9 @@ for (const mode of MODES) {
       const kinds = [...tally.keys()]
       t.ok(kinds.some((k) => k === 'container: via the loader'), 'some trees run through the loader')
       t.ok(kinds.some((k) => k === 'container: direct exec'), 'some run a static target directly')
-      t.ok(kinds.filter((k) => k.startsWith('container: ') && !k.includes('exec') && !k.includes('loader')).length >= 4, 'and several kinds of failure')
+      const kindsOfFailure = [...failureKinds].sort()
+      t.ok(kindsOfFailure.length >= 5, `and several kinds of failure: ${kindsOfFailure.join(', ')}`)
+      for (const what of ['targetMissing', 'targetBad', 'wrongArch', 'loaderMissing', 'loaderBad']) t.ok(failureKinds.has(what), `a ${what} failure`)
       t.ok(kinds.some((k) => k.startsWith('host: ')), 'some run in host mode')
     })
 

@@ -2,6 +2,8 @@
 // code and output captured), or as a command for shell scripts (the examples
 // call `hostshim` like a user would).
 
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -45,4 +47,22 @@ export async function hostshimCommandDir(): Promise<string> {
   await writeFile(join(dir, 'hostshim'), script)
   await chmod(join(dir, 'hostshim'), 0o755)
   return dir
+}
+
+/** dist/hostshim.mjs, rebuilt when a source file is newer (npm ci builds it; `prepare`). */
+export function bundledCli(): string {
+  const dist = join(REPO, 'dist/hostshim.mjs')
+  const newest = (dir: string): number =>
+    Math.max(...readdirSync(join(REPO, dir)).filter((f) => f.endsWith('.ts')).map((f) => statSync(join(REPO, dir, f)).mtimeMs))
+  let built = 0
+  try {
+    built = statSync(dist).mtimeMs
+  } catch {
+    // not built yet
+  }
+  if (built < Math.max(newest('launcher'), newest('shim'))) {
+    const r = spawnSync(process.execPath, [join(REPO, 'build/bundle.mjs')], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`node build/bundle.mjs failed: ${r.stderr}`)
+  }
+  return dist
 }

@@ -73,8 +73,28 @@ export function describeEntry(entry: TreeEntry): string {
   return `${head}${entry.mode === undefined ? '' : ` mode ${entry.mode.toString(8)}`}`
 }
 
-export function randomTree(seed: number, real: RealFiles): RandomTree {
+const LOADER_KINDS = ['fake', 'fake', 'fake', 'fake', 'fake-old', 'missing', 'dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'loop', 'chain'] as const
+const TARGET_KINDS = ['dynamic', 'dynamic', 'dynamic', 'dynamic', 'toolbx', 'static', 'other-interp', 'broken', 'missing'] as const
+const BROKEN_TARGETS = ['dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'no-nul', 'empty-interp'] as const
+
+/**
+ * Choices a caller fixes instead of drawing them: the few trees of each run
+ * that guarantee its mix (a failure of each kind, a run through the loader,
+ * a static target, host mode), whatever the seed. The draws still happen,
+ * so the rest of such a tree is what its seed gives.
+ */
+export interface TreePin {
+  readonly loader?: (typeof LOADER_KINDS)[number]
+  readonly target?: (typeof TARGET_KINDS)[number]
+  readonly broken?: (typeof BROKEN_TARGETS)[number]
+  /** 'file': the target itself, not a link to it (a dangling link is another kind of missing) */
+  readonly via?: 'file'
+  readonly hostMode?: boolean
+}
+
+export function randomTree(seed: number, real: RealFiles, pin: TreePin = {}): RandomTree {
   const rng = new Rng(seed)
+  const pinned = <T>(drawn: T, fixed: T | undefined): T => (fixed === undefined ? drawn : fixed)
   const spec: Record<string, TreeEntry> = {}
   const notes: string[] = []
   const note = (s: string) => notes.push(s)
@@ -134,7 +154,7 @@ export function randomTree(seed: number, real: RealFiles): RandomTree {
   dirs.push(loaderAt.slice(0, loaderAt.lastIndexOf('/')))
 
   // 2. The loader itself: usually a fake that execve() refuses, sometimes broken or missing.
-  const loaderKind = rng.pick(['fake', 'fake', 'fake', 'fake', 'fake-old', 'missing', 'dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'loop', 'chain'] as const)
+  const loaderKind = pinned(rng.pick(LOADER_KINDS), pin.loader)
   note(`loader ${loaderKind} at ${loaderAt}`)
   switch (loaderKind) {
     case 'fake':
@@ -177,9 +197,12 @@ export function randomTree(seed: number, real: RealFiles): RandomTree {
   // 3. The target: which shim, where its file is, what it is.
   const shim = rng.pick(['toolbox', 'toolbox', 'tb'] as const)
   const target = TARGETS[shim]
-  const targetKind = rng.pick(['dynamic', 'dynamic', 'dynamic', 'dynamic', 'toolbx', 'static', 'other-interp', 'broken'] as const)
-  let content: TreeEntry
+  const targetKind = pinned(rng.pick(TARGET_KINDS), pin.target)
+  let content: TreeEntry | null
   switch (targetKind) {
+    case 'missing':
+      content = null
+      break
     case 'dynamic':
       content = { file: program(LD) }
       break
@@ -196,7 +219,7 @@ export function randomTree(seed: number, real: RealFiles): RandomTree {
       break
     }
     case 'broken': {
-      const how = rng.pick(['dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'no-nul', 'empty-interp'] as const)
+      const how = pinned(rng.pick(BROKEN_TARGETS), pin.broken)
       note(`broken target: ${how}`)
       content =
         how === 'dir'
@@ -215,20 +238,22 @@ export function randomTree(seed: number, real: RealFiles): RandomTree {
       break
     }
   }
-  const via = rng.pick(['file', 'file', 'relative-link', 'absolute-link', 'dir-link'] as const)
+  const via = pinned(rng.pick(['file', 'file', 'relative-link', 'absolute-link', 'dir-link'] as const), pin.via)
   note(`target ${targetKind} at ${target} (${via})`)
-  if (via === 'file') put(target, content)
+  // A missing target: nothing at the end of the path (a link to it dangles).
+  const putContent = (path: string) => content !== null && put(path, content)
+  if (via === 'file') putContent(target)
   else if (via === 'relative-link') {
     put(target, { link: target.startsWith('/usr/bin/') ? '../../opt/tb/bin/real' : '../../../opt/tb/bin/real' })
-    put('/opt/tb/bin/real', content)
+    putContent('/opt/tb/bin/real')
   } else if (via === 'absolute-link') {
     put(target, { link: '/opt/tb/bin/real' })
-    put('/opt/tb/bin/real', content)
+    putContent('/opt/tb/bin/real')
   } else {
     // The directory holding the target is a link.
     const parent = target.slice(0, target.lastIndexOf('/'))
     put(parent, { link: rng.chance(0.5) ? '/opt/tb/bin' : `${'../'.repeat(6)}opt/tb/bin` })
-    put(`/opt/tb/bin${target.slice(target.lastIndexOf('/'))}`, content)
+    putContent(`/opt/tb/bin${target.slice(target.lastIndexOf('/'))}`)
   }
 
   // 4. Library directories, some odd.
@@ -308,5 +333,7 @@ export function randomTree(seed: number, real: RealFiles): RandomTree {
   }
 
   const args = Array.from({ length: rng.int(3) }, () => rng.pick(ODD_ARGS))
-  return { seed, spec, notes, shim, args, hostMode: rng.chance(0.3) }
+  const hostMode = pinned(rng.chance(0.3), pin.hostMode)
+  if (Object.keys(pin).length > 0) note(`pinned ${JSON.stringify(pin)}`)
+  return { seed, spec, notes, shim, args, hostMode }
 }
