@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { ARCH_NAMES, type Arch } from './arch.js'
 import { loadConfig, loadRawConfig, type ConfigFlags } from './config-file.js'
 import { doctor, formatDoctor, type Tree } from './doctor.js'
-import { EXIT_CODES, HostshimError, IoError, UsageError, q } from './errors.js'
+import { EXIT_CODES, HostshimError, IoError, UsageError, ioError, q } from './errors.js'
 import { generate, renderAll, outputPaths } from './generate.js'
 import { nodeHostView } from './hostview.js'
 import { inspectFile, formatInspect } from './inspect.js'
@@ -42,7 +42,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** The options every command that builds a config accepts. */
 function configOptions(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, output, outDir)')
+    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, output, outDir)')
     .option('-n, --name <name>', 'program name, used in messages and file names')
     .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here)')
     .option('--host-root <dir>', 'where containers see the host\'s root', '/run/host')
@@ -51,6 +51,8 @@ function configOptions(cmd: Command): Command {
     .option('--no-argv0', 'never pass --argv0 to the host loader')
     .option('--debug-env <name>', 'variable that turns on the shim\'s debug output', 'HOSTSHIM_DEBUG')
     .option('-e, --env <NAME=VALUE>', 'set a variable for the program (repeatable)', collect)
+    .option('--require-host-root', 'for shims that live only in images: without the host root mounted, exit 127 naming it, never run the target as it is (host mode)')
+    .option('--no-require-host-root', 'allow host mode even if the config requires the host root')
     .addOption(
       new Option('--mode <mode>', 'how the shim starts the host loader: chainload (the default: map it in-process, so /proc/self/exe stays the shim; exec where an architecture lacks it) or exec (execve it)').choices([
         'exec',
@@ -69,8 +71,15 @@ function givenFlags(cmd: Command, own: readonly string[] = []): ConfigFlags {
   return flags as ConfigFlags
 }
 
-function json(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`
+/**
+ * The version of every JSON output's shape (--json, `plan`, and errors under
+ * --json): a top-level "schemaVersion". Raised when a field changes meaning
+ * or goes away; new fields do not raise it.
+ */
+export const JSON_SCHEMA_VERSION = 1
+
+function json(value: object): string {
+  return `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, ...value }, null, 2)}\n`
 }
 
 function examples(lines: readonly string[]): string {
@@ -78,18 +87,25 @@ function examples(lines: readonly string[]): string {
 }
 
 /**
- * zig's first compile for a target builds its musl (~15 s or more): say so on
- * a terminal, with the seconds counting; say nothing to pipes and logs.
+ * Each compile that misses the cache says so on stderr, with the
+ * architecture: zig's first build for a target also builds its C library
+ * (musl, ~15 s). On a terminal the seconds count and the line ends with
+ * "done"; to pipes and logs, one line per compile. Never on stdout; nothing
+ * with --quiet or --json.
  */
 function compileProgress(io: Io, quiet: boolean) {
   let timer: NodeJS.Timeout | undefined
   let line = ''
   return {
     onCompile: (arch: Arch) => {
-      if (!io.isTTY || quiet) return
+      if (quiet) return
       stop()
+      line = `hostshim: compiling the ${arch.name} shim with zig (not cached; the first build for a target also builds musl, ~15 s)...`
+      if (!io.isTTY) {
+        io.stderr(`${line}\n`)
+        return
+      }
       const started = Date.now()
-      line = `hostshim: compiling the ${arch.name} shim with zig (the first build for a target also builds its C library)...`
       io.stderr(line)
       timer = setInterval(() => io.stderr(`\r${line} ${Math.round((Date.now() - started) / 1000)} s`), 1000)
       timer.unref()
@@ -112,8 +128,12 @@ export function buildProgram(io: Io, state: State = { exitCode: EXIT_CODES.ok })
   const program = new Command('hostshim')
     .description('Generate tiny static launchers that run a host binary through the host\'s own dynamic loader inside any container.')
     .version(VERSION, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      // commander's "error: ..." in hostshim's one-line form; main() makes it exit 2.
+      outputError: (text, write) => write(`hostshim: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
+    })
     .exitOverride()
     .addHelpText(
       'after',
@@ -159,7 +179,7 @@ ${examples([
       } finally {
         progress.stop()
       }
-      if (opts.json) io.stdout(json(results))
+      if (opts.json) io.stdout(json({ shims: results }))
       else if (!opts.quiet) {
         for (const r of results) io.stdout(`${r.arch} ${r.bytes} ${r.sha256} ${r.path}\n`)
         for (const r of results) if (r.note) io.stderr(`hostshim: note: ${r.note}\n`)
@@ -185,7 +205,7 @@ ${examples([
         try {
           await writeAtomic(path, [...sources.values()][0] as string, 0o644)
         } catch (error) {
-          throw new IoError(`cannot write ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+          throw ioError(`cannot write ${q(path)}`, error)
         }
         return
       }
@@ -221,14 +241,21 @@ ${examples([
       io.stdout(json(plan))
     })
 
-  const installOptions = (cmd: Command) =>
-    configOptions(
+  const placeOptions = (cmd: Command) =>
+    cmd
+      .requiredOption('-b, --binary <path>', 'the program\'s path on the installed system, where the shim goes (e.g. /usr/bin/toolbox)')
+      .option('--destdir <dir>', 'staging directory standing for / (packaging: $DESTDIR); paths are host paths below it')
+      .option('--libexec <dir>', 'where the program moves: DIR/NAME (default: the config\'s target, else /usr/libexec/NAME)')
+      .option('--json', 'print a JSON summary')
+      .option('-q, --quiet', 'print nothing on success')
+  const installOptions = (cmd: Command) => configOptions(placeOptions(cmd))
+  // uninstall builds nothing: only what says where the program and its shim are.
+  const uninstallOptions = (cmd: Command) =>
+    placeOptions(
       cmd
-        .requiredOption('-b, --binary <path>', 'the program\'s path on the installed system, where the shim goes (e.g. /usr/bin/toolbox)')
-        .option('--destdir <dir>', 'staging directory standing for / (packaging: $DESTDIR); paths are host paths below it')
-        .option('--libexec <dir>', 'where the program moves: DIR/NAME (default: the config\'s target, else /usr/libexec/NAME)')
-        .option('--json', 'print a JSON summary')
-        .option('-q, --quiet', 'print nothing on success'),
+        .option('-c, --config <file>', 'the JSON config install was given (its name and target)')
+        .option('-n, --name <name>', 'program name')
+        .option('-t, --target <path>', 'the program\'s libexec path, in full (as install was given it)'),
     )
   const installRequest = (cmd: Command): InstallRequest => {
     const opts = cmd.opts<{ binary: string; destdir?: string; libexec?: string }>()
@@ -283,7 +310,7 @@ ${examples([
       report(cmd, result)
     })
 
-  installOptions(
+  uninstallOptions(
     program
       .command('uninstall')
       .description('put the program back from libexec over its shim (with the options install was given)'),
@@ -336,7 +363,7 @@ ${examples([
           id = `${st.dev}:${st.ino}`
         } catch (error) {
           if (error instanceof IoError) throw error
-          throw new IoError(`cannot use ${what} ${q(full)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+          throw ioError(`cannot use ${what} ${q(full)}`, error)
         }
         return { name: full, view: nodeHostView(full), id }
       }
@@ -353,7 +380,7 @@ function readInput(path: string): Buffer {
   try {
     return readFileSync(path)
   } catch (error) {
-    throw new IoError(`cannot read ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+    throw ioError(`cannot read ${q(path)}`, error)
   }
 }
 
@@ -388,6 +415,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     if (error instanceof HostshimError) {
       io.stderr(`hostshim: ${error.message}\n`)
+      // Under --json the error is JSON on stdout as well, with the system's code (ENOENT...) where there is one.
+      const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+      if (options.includes('--json')) {
+        const errno = error instanceof IoError ? error.errno : undefined
+        io.stdout(json({ error: { exitCode: error.exitCode, message: error.message, ...(errno === undefined ? {} : { errno }) } }))
+      }
       return error.exitCode
     }
     const e = error as Error
