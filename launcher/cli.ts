@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { ARCH_NAMES, type Arch } from './arch.js'
+import { clearCaches, formatCaches, listCaches } from './cache.js'
 import { loadConfig, loadRawConfig, type ConfigFlags } from './config-file.js'
 import { doctor, formatDoctor, type Tree } from './doctor.js'
 import { EXIT_CODES, HostshimError, IoError, UsageError, ioError, q } from './errors.js'
@@ -34,7 +35,7 @@ export const EXIT_CODE_HELP = `Exit codes:
   6  a file could not be read or written
   7  install/uninstall refused, nothing changed: set-user-ID/set-group-ID
      program, symbolic link, a different file at the libexec path, a shim
-     for another target, not a hostshim shim
+     for another target, not a hostshim shim; cache --clear refused a path
   8  doctor: some tree cannot run the program, even through the shim`
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
@@ -146,6 +147,7 @@ ${examples([
   'hostshim doctor /usr/bin/toolbox --rootfs /srv/debian-11',
   'hostshim inspect /usr/bin/toolbox',
   'hostshim plan --root / -- --version   what the shim would exec if / were the host',
+  'hostshim cache                        paths and sizes of the caches (--clear removes them)',
   'hostshim COMMAND --help               options and examples of one command',
 ])}`,
     )
@@ -371,6 +373,29 @@ ${examples([
       if (result.trees.some((t) => t.verdict === 'cannot-run')) state.exitCode = EXIT_CODES.cannotRun
       if (opts.json) io.stdout(json(result))
       else if (!opts.quiet) io.stdout(formatDoctor(result))
+    })
+
+  program
+    .command('cache')
+    .description('show the caches hostshim uses, with their paths and sizes; --clear removes them')
+    .option('--clear', 'remove the three cache directories (only those)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+The caches: hostshim's compiled shims ($HOSTSHIM_CACHE, default
+~/.cache/hostshim), zig's own ($ZIG_GLOBAL_CACHE_DIR, default ~/.cache/zig:
+the C library of every target built, over 1 GB after all architectures), and
+the shims' run-time plans ($XDG_RUNTIME_DIR/hostshim, when set). Cleared, the
+next build of a target takes ~15 s again. --clear refuses (exit 7, nothing
+removed) a path that is "/", relative, the home directory or above it, or
+not a directory.
+${examples(['hostshim cache', 'hostshim cache --clear', 'hostshim cache --json'])}`,
+    )
+    .action(async (opts: { clear?: boolean; json?: boolean }) => {
+      const dirs = opts.clear ? await clearCaches(io.env) : await listCaches(io.env)
+      if (opts.json) io.stdout(json({ cleared: Boolean(opts.clear), caches: dirs }))
+      else io.stdout(formatCaches(dirs, Boolean(opts.clear)))
     })
 
   return program

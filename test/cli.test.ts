@@ -17,7 +17,7 @@ t.setTimeout(COMPILE_TIMEOUT_MS * 3)
 const commands = buildProgram({ stdout: () => undefined, stderr: () => undefined, isTTY: false, env: {}, cwd: '/' }).commands.map((c) => c.name())
 
 t.test('every command has --help with examples', async (t) => {
-  t.same(commands, ['generate', 'render', 'inspect', 'plan', 'install', 'uninstall', 'doctor'])
+  t.same(commands, ['generate', 'render', 'inspect', 'plan', 'install', 'uninstall', 'doctor', 'cache'])
   for (const name of commands) {
     const r = await runCli([name, '--help'])
     t.equal(r.code, 0, name)
