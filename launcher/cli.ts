@@ -4,9 +4,10 @@ import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { ARCH_NAMES, type Arch } from './arch.js'
+import { clearCaches, formatCaches, listCaches } from './cache.js'
 import { loadConfig, loadRawConfig, type ConfigFlags } from './config-file.js'
 import { doctor, formatDoctor, type Tree } from './doctor.js'
-import { EXIT_CODES, HostshimError, IoError, UsageError, q } from './errors.js'
+import { EXIT_CODES, HostshimError, IoError, UsageError, ioError, q } from './errors.js'
 import { generate, renderAll, outputPaths } from './generate.js'
 import { nodeHostView } from './hostview.js'
 import { inspectFile, formatInspect } from './inspect.js'
@@ -34,7 +35,7 @@ export const EXIT_CODE_HELP = `Exit codes:
   6  a file could not be read or written
   7  install/uninstall refused, nothing changed: set-user-ID/set-group-ID
      program, symbolic link, a different file at the libexec path, a shim
-     for another target, not a hostshim shim
+     for another target, not a hostshim shim; cache --clear refused a path
   8  doctor: some tree cannot run the program, even through the shim`
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
@@ -42,7 +43,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** The options every command that builds a config accepts. */
 function configOptions(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, output, outDir)')
+    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, output, outDir)')
     .option('-n, --name <name>', 'program name, used in messages and file names')
     .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here)')
     .option('--host-root <dir>', 'where containers see the host\'s root', '/run/host')
@@ -51,6 +52,8 @@ function configOptions(cmd: Command): Command {
     .option('--no-argv0', 'never pass --argv0 to the host loader')
     .option('--debug-env <name>', 'variable that turns on the shim\'s debug output', 'HOSTSHIM_DEBUG')
     .option('-e, --env <NAME=VALUE>', 'set a variable for the program (repeatable)', collect)
+    .option('--require-host-root', 'for shims that live only in images: without the host root mounted, exit 127 naming it, never run the target as it is (host mode)')
+    .option('--no-require-host-root', 'allow host mode even if the config requires the host root')
     .addOption(
       new Option('--mode <mode>', 'how the shim starts the host loader: chainload (the default: map it in-process, so /proc/self/exe stays the shim; exec where an architecture lacks it) or exec (execve it)').choices([
         'exec',
@@ -69,8 +72,15 @@ function givenFlags(cmd: Command, own: readonly string[] = []): ConfigFlags {
   return flags as ConfigFlags
 }
 
-function json(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`
+/**
+ * The version of every JSON output's shape (--json, `plan`, and errors under
+ * --json): a top-level "schemaVersion". Raised when a field changes meaning
+ * or goes away; new fields do not raise it.
+ */
+export const JSON_SCHEMA_VERSION = 1
+
+function json(value: object): string {
+  return `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, ...value }, null, 2)}\n`
 }
 
 function examples(lines: readonly string[]): string {
@@ -78,18 +88,25 @@ function examples(lines: readonly string[]): string {
 }
 
 /**
- * zig's first compile for a target builds its musl (~15 s or more): say so on
- * a terminal, with the seconds counting; say nothing to pipes and logs.
+ * Each compile that misses the cache says so on stderr, with the
+ * architecture: zig's first build for a target also builds its C library
+ * (musl, ~15 s). On a terminal the seconds count and the line ends with
+ * "done"; to pipes and logs, one line per compile. Never on stdout; nothing
+ * with --quiet or --json.
  */
 function compileProgress(io: Io, quiet: boolean) {
   let timer: NodeJS.Timeout | undefined
   let line = ''
   return {
     onCompile: (arch: Arch) => {
-      if (!io.isTTY || quiet) return
+      if (quiet) return
       stop()
+      line = `hostshim: compiling the ${arch.name} shim with zig (not cached; the first build for a target also builds musl, ~15 s)...`
+      if (!io.isTTY) {
+        io.stderr(`${line}\n`)
+        return
+      }
       const started = Date.now()
-      line = `hostshim: compiling the ${arch.name} shim with zig (the first build for a target also builds its C library)...`
       io.stderr(line)
       timer = setInterval(() => io.stderr(`\r${line} ${Math.round((Date.now() - started) / 1000)} s`), 1000)
       timer.unref()
@@ -112,8 +129,12 @@ export function buildProgram(io: Io, state: State = { exitCode: EXIT_CODES.ok })
   const program = new Command('hostshim')
     .description('Generate tiny static launchers that run a host binary through the host\'s own dynamic loader inside any container.')
     .version(VERSION, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      // commander's "error: ..." in hostshim's one-line form; main() makes it exit 2.
+      outputError: (text, write) => write(`hostshim: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
+    })
     .exitOverride()
     .addHelpText(
       'after',
@@ -126,6 +147,7 @@ ${examples([
   'hostshim doctor /usr/bin/toolbox --rootfs /srv/debian-11',
   'hostshim inspect /usr/bin/toolbox',
   'hostshim plan --root / -- --version   what the shim would exec if / were the host',
+  'hostshim cache                        paths and sizes of the caches (--clear removes them)',
   'hostshim COMMAND --help               options and examples of one command',
 ])}`,
     )
@@ -159,7 +181,7 @@ ${examples([
       } finally {
         progress.stop()
       }
-      if (opts.json) io.stdout(json(results))
+      if (opts.json) io.stdout(json({ shims: results }))
       else if (!opts.quiet) {
         for (const r of results) io.stdout(`${r.arch} ${r.bytes} ${r.sha256} ${r.path}\n`)
         for (const r of results) if (r.note) io.stderr(`hostshim: note: ${r.note}\n`)
@@ -185,7 +207,7 @@ ${examples([
         try {
           await writeAtomic(path, [...sources.values()][0] as string, 0o644)
         } catch (error) {
-          throw new IoError(`cannot write ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+          throw ioError(`cannot write ${q(path)}`, error)
         }
         return
       }
@@ -221,14 +243,21 @@ ${examples([
       io.stdout(json(plan))
     })
 
-  const installOptions = (cmd: Command) =>
-    configOptions(
+  const placeOptions = (cmd: Command) =>
+    cmd
+      .requiredOption('-b, --binary <path>', 'the program\'s path on the installed system, where the shim goes (e.g. /usr/bin/toolbox)')
+      .option('--destdir <dir>', 'staging directory standing for / (packaging: $DESTDIR); paths are host paths below it')
+      .option('--libexec <dir>', 'where the program moves: DIR/NAME (default: the config\'s target, else /usr/libexec/NAME)')
+      .option('--json', 'print a JSON summary')
+      .option('-q, --quiet', 'print nothing on success')
+  const installOptions = (cmd: Command) => configOptions(placeOptions(cmd))
+  // uninstall builds nothing: only what says where the program and its shim are.
+  const uninstallOptions = (cmd: Command) =>
+    placeOptions(
       cmd
-        .requiredOption('-b, --binary <path>', 'the program\'s path on the installed system, where the shim goes (e.g. /usr/bin/toolbox)')
-        .option('--destdir <dir>', 'staging directory standing for / (packaging: $DESTDIR); paths are host paths below it')
-        .option('--libexec <dir>', 'where the program moves: DIR/NAME (default: the config\'s target, else /usr/libexec/NAME)')
-        .option('--json', 'print a JSON summary')
-        .option('-q, --quiet', 'print nothing on success'),
+        .option('-c, --config <file>', 'the JSON config install was given (its name and target)')
+        .option('-n, --name <name>', 'program name')
+        .option('-t, --target <path>', 'the program\'s libexec path, in full (as install was given it)'),
     )
   const installRequest = (cmd: Command): InstallRequest => {
     const opts = cmd.opts<{ binary: string; destdir?: string; libexec?: string }>()
@@ -283,7 +312,7 @@ ${examples([
       report(cmd, result)
     })
 
-  installOptions(
+  uninstallOptions(
     program
       .command('uninstall')
       .description('put the program back from libexec over its shim (with the options install was given)'),
@@ -336,7 +365,7 @@ ${examples([
           id = `${st.dev}:${st.ino}`
         } catch (error) {
           if (error instanceof IoError) throw error
-          throw new IoError(`cannot use ${what} ${q(full)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+          throw ioError(`cannot use ${what} ${q(full)}`, error)
         }
         return { name: full, view: nodeHostView(full), id }
       }
@@ -346,6 +375,29 @@ ${examples([
       else if (!opts.quiet) io.stdout(formatDoctor(result))
     })
 
+  program
+    .command('cache')
+    .description('show the caches hostshim uses, with their paths and sizes; --clear removes them')
+    .option('--clear', 'remove the three cache directories (only those)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+The caches: hostshim's compiled shims ($HOSTSHIM_CACHE, default
+~/.cache/hostshim), zig's own ($ZIG_GLOBAL_CACHE_DIR, default ~/.cache/zig:
+the C library of every target built, over 1 GB after all architectures), and
+the shims' run-time plans ($XDG_RUNTIME_DIR/hostshim, when set). Cleared, the
+next build of a target takes ~15 s again. --clear refuses (exit 7, nothing
+removed) a path that is "/", relative, the home directory or above it, or
+not a directory.
+${examples(['hostshim cache', 'hostshim cache --clear', 'hostshim cache --json'])}`,
+    )
+    .action(async (opts: { clear?: boolean; json?: boolean }) => {
+      const dirs = opts.clear ? await clearCaches(io.env) : await listCaches(io.env)
+      if (opts.json) io.stdout(json({ cleared: Boolean(opts.clear), caches: dirs }))
+      else io.stdout(formatCaches(dirs, Boolean(opts.clear)))
+    })
+
   return program
 }
 
@@ -353,7 +405,7 @@ function readInput(path: string): Buffer {
   try {
     return readFileSync(path)
   } catch (error) {
-    throw new IoError(`cannot read ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+    throw ioError(`cannot read ${q(path)}`, error)
   }
 }
 
@@ -388,6 +440,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     if (error instanceof HostshimError) {
       io.stderr(`hostshim: ${error.message}\n`)
+      // Under --json the error is JSON on stdout as well, with the system's code (ENOENT...) where there is one.
+      const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+      if (options.includes('--json')) {
+        const errno = error instanceof IoError ? error.errno : undefined
+        io.stdout(json({ error: { exitCode: error.exitCode, message: error.message, ...(errno === undefined ? {} : { errno }) } }))
+      }
       return error.exitCode
     }
     const e = error as Error

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { validateConfig, type BuildConfig, type RawConfig } from './config.js'
-import { ConfigError, IoError, q } from './errors.js'
+import { ConfigError, IoError, ioError, q } from './errors.js'
 
 /** Flags that map onto config fields (commander's camelCase names). */
 export interface ConfigFlags {
@@ -19,6 +19,7 @@ export interface ConfigFlags {
   debugEnv?: string
   env?: string[]
   mode?: string
+  requireHostRoot?: boolean
   output?: string
   outDir?: string
 }
@@ -60,7 +61,7 @@ export function readConfigFile(path: string): RawConfig {
   try {
     text = readFileSync(path, 'utf8')
   } catch (error) {
-    throw new IoError(`cannot read config file ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+    throw ioError(`cannot read config file ${q(path)}`, error)
   }
   const raw = parseConfigText(text, path)
   // Output paths in a file are relative to the file, not to where hostshim runs.
@@ -122,6 +123,7 @@ export function loadRawConfig(flags: ConfigFlags, cwd = process.cwd()): RawConfi
     debugEnv: flags.debugEnv,
     env: flags.env ? { ...(raw.env as Record<string, string> | undefined), ...parseEnvFlag(flags.env) } : undefined,
     mode: flags.mode,
+    requireHostRoot: flags.requireHostRoot,
     output: flags.output,
     outDir: flags.outDir,
   }

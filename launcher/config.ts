@@ -30,6 +30,12 @@ export interface ShimConfig {
    * to 'chainload' (DEFAULTS.mode) when the config does not say.
    */
   readonly mode?: ShimMode
+  /**
+   * Refuse host mode: without a directory at hostRoot (other than "/") the
+   * shim exits 127, naming hostRoot, instead of running the target as it is.
+   * For shims that live only in images. Absent means false.
+   */
+  readonly requireHostRoot?: boolean
 }
 
 export type ShimMode = 'exec' | 'chainload'
@@ -53,6 +59,7 @@ export interface RawConfig {
   debugEnv?: unknown
   env?: unknown
   mode?: unknown
+  requireHostRoot?: unknown
   output?: unknown
   outDir?: unknown
 }
@@ -67,6 +74,7 @@ export const CONFIG_FIELDS = [
   'debugEnv',
   'env',
   'mode',
+  'requireHostRoot',
   'output',
   'outDir',
 ] as const satisfies readonly (keyof RawConfig)[]
@@ -215,6 +223,7 @@ export function validateConfig(raw: RawConfig): BuildConfig {
     env: checkEnv(raw.env, debugEnv),
     arch: parseArchList('arch', raw.arch),
     mode: raw.mode === undefined ? DEFAULTS.mode : checkMode(raw.mode),
+    ...(checkBool('requireHostRoot', raw.requireHostRoot, false) ? { requireHostRoot: true } : {}),
     ...(raw.output === undefined ? {} : { output: checkText('output', raw.output) }),
     ...(raw.outDir === undefined ? {} : { outDir: checkText('outDir', raw.outDir) }),
   }
@@ -223,10 +232,21 @@ export function validateConfig(raw: RawConfig): BuildConfig {
 
 /**
  * The part of a config that is baked into the shim, in a fixed key order.
- * `mode` appears only when it is 'chainload', so that exec-mode configs (and
- * their config hashes) stay what they were before the field existed.
+ * `mode` appears only when it is 'chainload', and `requireHostRoot` only when
+ * true, so that other configs (and their config hashes) stay what they were
+ * before the fields existed.
  */
 export function shimConfigOf(config: ShimConfig): ShimConfig {
-  const { name, target, hostRoot, libDirs, argv0, debugEnv, env, mode } = config
-  return { name, target, hostRoot, libDirs, argv0, debugEnv, env, ...(mode === 'chainload' ? { mode } : {}) }
+  const { name, target, hostRoot, libDirs, argv0, debugEnv, env, mode, requireHostRoot } = config
+  return {
+    name,
+    target,
+    hostRoot,
+    libDirs,
+    argv0,
+    debugEnv,
+    env,
+    ...(mode === 'chainload' ? { mode } : {}),
+    ...(requireHostRoot === true ? { requireHostRoot } : {}),
+  }
 }

@@ -2,6 +2,8 @@
 // has one catch that prints `hostshim: message` and exits with it. Anything
 // else that reaches that catch is a bug and says so.
 
+import { STRERROR, isErrno } from './plan.js'
+
 export abstract class HostshimError extends Error {
   abstract readonly exitCode: number
   override readonly name: string = this.constructor.name
@@ -43,6 +45,39 @@ export class ShimError extends HostshimError {
 /** A file could not be read or written. */
 export class IoError extends HostshimError {
   readonly exitCode = 6
+  constructor(
+    message: string,
+    /** the system's error code (ENOENT...), for --json; the message has its text */
+    readonly errno?: string,
+  ) {
+    super(message)
+  }
+}
+
+/** The system's error code of a failed call (ENOENT...), if it has one. */
+export function errnoOf(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | null)?.code
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined
+}
+
+/**
+ * Why a call failed, in words: "No such file or directory", not ENOENT (the
+ * words are the ones Node took from the system, capitalised as the shim's).
+ */
+export function reason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const code = errnoOf(error)
+  // The shim's words (musl's) where it has them, so both speak alike.
+  if (code !== undefined && isErrno(code)) return STRERROR[code]
+  const m = code === undefined ? null : new RegExp(`^${code}: ([^,]+)`).exec(message)
+  const text = m?.[1]?.trim()
+  if (text) return text.charAt(0).toUpperCase() + text.slice(1)
+  return message || (code ?? 'unknown error')
+}
+
+/** "WHAT: reason" as an IoError that keeps the code. */
+export function ioError(what: string, error: unknown): IoError {
+  return new IoError(`${what}: ${reason(error)}`, errnoOf(error))
 }
 
 /**

@@ -5,13 +5,12 @@
 // is then written next to its destination and renamed into place.
 
 import { createHash } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { ARCHES, type Arch, type ArchName } from './arch.js'
 import { shimConfigOf, type BuildConfig, type ShimMode } from './config.js'
 import { parseElf } from './elf.js'
-import { IoError, ShimError, UsageError, q } from './errors.js'
-import { compileShim, writeAtomic, type Zig } from './toolchain.js'
+import { ShimError, UsageError, ioError, q } from './errors.js'
+import { compileShim, makeDirs, writeAtomic, type Zig } from './toolchain.js'
 import { renderShim } from '../shim/template.js'
 import { chainloadFallbackNote, configForArch, effectiveMode } from '../shim/chainload.js'
 
@@ -96,10 +95,14 @@ export async function generate(config: BuildConfig, options: GenerateOptions): P
   for (const { arch, binary, cached, mode, note } of built) {
     const path = paths.get(arch.name) as string
     try {
-      await mkdir(dirname(path), { recursive: true })
+      await makeDirs(dirname(path))
+    } catch (error) {
+      throw ioError(`cannot make the directory of ${q(path)}`, error)
+    }
+    try {
       await writeAtomic(path, binary, 0o755)
     } catch (error) {
-      throw new IoError(`cannot write ${q(path)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+      throw ioError(`cannot write ${q(path)}`, error)
     }
     results.push({
       arch: arch.name,

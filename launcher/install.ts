@@ -25,7 +25,7 @@ import { basename, dirname, join, posix } from 'node:path'
 import { ARCHES, type Arch, type ArchName } from './arch.js'
 import { parseArchList, shimConfigOf, validateConfig, type BuildConfig, type RawConfig } from './config.js'
 import { findNote, isElf, parseElf } from './elf.js'
-import { IoError, RefusedError, ShimError, UsageError, q } from './errors.js'
+import { IoError, RefusedError, ShimError, UsageError, ioError, q } from './errors.js'
 import { buildVerifiedShim } from './generate.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark, shimMark, type ShimMark } from './mark.js'
 import type { Zig } from './toolchain.js'
@@ -105,7 +105,7 @@ async function lstatOrNull(path: string): Promise<Stats | null> {
     return await lstat(path)
   } catch (error) {
     if (errno(error) === 'ENOENT') return null
-    throw new IoError(`cannot look at ${q(path)}: ${errno(error)}`)
+    throw ioError(`cannot look at ${q(path)}`, error)
   }
 }
 
@@ -116,7 +116,7 @@ async function lstatTarget(path: string): Promise<Stats | null> {
   } catch (error) {
     if (errno(error) === 'ENOENT') return null
     if (errno(error) === 'ENOTDIR') throw new RefusedError(`a file is in the way of the libexec path ${q(path)}: one of its directories is not a directory`)
-    throw new IoError(`cannot look at ${q(path)}: ${errno(error)}`)
+    throw ioError(`cannot look at ${q(path)}`, error)
   }
 }
 
@@ -124,7 +124,7 @@ async function readOrFail(path: string): Promise<Buffer> {
   try {
     return await readFile(path)
   } catch (error) {
-    throw new IoError(`cannot read ${q(path)}: ${errno(error)}`)
+    throw ioError(`cannot read ${q(path)}`, error)
   }
 }
 
@@ -244,7 +244,7 @@ async function stageShim(dest: string, binary: Uint8Array, like: Stats, mode: nu
     return tmp
   } catch (error) {
     await rm(tmp, { force: true })
-    throw new IoError(`cannot write the shim next to ${q(dest)}: ${errno(error)}`)
+    throw ioError(`cannot write the shim next to ${q(dest)}`, error)
   }
 }
 
@@ -269,7 +269,7 @@ async function makeDirs(dir: string): Promise<string[]> {
     }
   } catch (error) {
     await removeDirs(made)
-    throw new IoError(`cannot create ${q(dir)}: ${errno(error)}`)
+    throw ioError(`cannot create ${q(dir)}`, error)
   }
   return made
 }
@@ -324,7 +324,10 @@ export async function install(req: InstallRequest, options: InstallOptions): Pro
   const layout = layoutOf(req)
   const { binaryFile, targetFile } = layout
   const st = await lstatOrNull(binaryFile)
-  if (st === null) throw new IoError(`cannot install over ${q(binaryFile)}: there is no such file`)
+  if (st === null) {
+    const how = layout.destdir === null ? 'e.g. by `meson install`' : `e.g. by \`DESTDIR=${layout.destdir} meson install\``
+    throw new IoError(`cannot install over ${q(binaryFile)}: there is no such file; the program must be installed there first, ${how}`, 'ENOENT')
+  }
   if (st.isSymbolicLink()) {
     throw new RefusedError(`${q(binaryFile)} is a symbolic link: install the shim where the program file is, or replace the link by the file`)
   }
@@ -355,7 +358,7 @@ export async function install(req: InstallRequest, options: InstallOptions): Pro
       await rename(tmp, binaryFile)
     } catch (error) {
       await rm(tmp, { force: true })
-      throw new IoError(`cannot replace the shim at ${q(binaryFile)}: ${errno(error)}`)
+      throw ioError(`cannot replace the shim at ${q(binaryFile)}`, error)
     }
     return resultFor('updated', layout, { bytes: shim, mode: st.mode & 0o777, arch, config: hash })
   }
@@ -391,13 +394,13 @@ export async function install(req: InstallRequest, options: InstallOptions): Pro
     try {
       await placeCopy(binaryFile, targetFile, st)
     } catch (error) {
-      throw new IoError(`cannot move ${q(binaryFile)} to ${q(targetFile)}: ${errno(error)}`)
+      throw ioError(`cannot move ${q(binaryFile)} to ${q(targetFile)}`, error)
     }
     linked = true
     try {
       await rename(tmp, binaryFile)
     } catch (error) {
-      throw new IoError(`cannot put the shim at ${q(binaryFile)}: ${errno(error)}`)
+      throw ioError(`cannot put the shim at ${q(binaryFile)}`, error)
     }
   } catch (error) {
     // Undo in reverse; the program never left binaryFile.
@@ -443,16 +446,22 @@ export async function uninstall(req: InstallRequest): Promise<InstallResult> {
   try {
     await rename(targetFile, binaryFile)
   } catch (error) {
-    if (errno(error) !== 'EXDEV') throw new IoError(`cannot move ${q(targetFile)} back to ${q(binaryFile)}: ${errno(error)}`)
+    if (errno(error) !== 'EXDEV') throw ioError(`cannot move ${q(targetFile)} back to ${q(binaryFile)}`, error)
     try {
       await placeCopy(targetFile, binaryFile, tst)
       await unlink(targetFile)
     } catch (error2) {
-      throw new IoError(`cannot move ${q(targetFile)} back to ${q(binaryFile)}: ${errno(error2)}`)
+      throw ioError(`cannot move ${q(targetFile)} back to ${q(binaryFile)}`, error2)
     }
   }
   const dir = dirname(targetFile)
-  if (basename(dir) === layout.name) await rmdir(dir).catch(() => undefined)
+  if (basename(dir) === layout.name && (await rmdir(dir).then(() => true, () => false)) && layout.destdir !== null) {
+    // In a staging directory, the empty directories above it go too (usr/libexec, which install made there);
+    // rmdir leaves any that hold something, and the staging directory itself stays.
+    for (let up = dirname(dir); up.startsWith(`${layout.destdir}/`); up = dirname(up)) {
+      if (!(await rmdir(up).then(() => true, () => false))) break
+    }
+  }
   const bytes = await readOrFail(binaryFile)
   return resultFor('uninstalled', layout, { bytes, mode: tst.mode, arch: safeArch(bytes), config: null })
 }

@@ -3,7 +3,7 @@
 import { statSync } from 'node:fs'
 import { ARCHES } from './arch.js'
 import { shimConfigOf, type BuildConfig } from './config.js'
-import { IoError, UsageError, q } from './errors.js'
+import { IoError, UsageError, ioError, q } from './errors.js'
 import { nodeHostView } from './hostview.js'
 import { planShim, planToJson, type Mode, type PlanJson } from './plan.js'
 
@@ -13,7 +13,7 @@ export function planForRoot(config: BuildConfig, root: string, mode: Mode, argv:
     if (!statSync(root).isDirectory()) throw new IoError(`--root ${q(root)} is not a directory`)
   } catch (error) {
     if (error instanceof IoError) throw error
-    throw new IoError(`cannot use --root ${q(root)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+    throw ioError(`cannot use --root ${q(root)}`, error)
   }
   const arch = ARCHES[config.arch[0] as keyof typeof ARCHES]
   return planToJson(planShim(shimConfigOf(config), arch, nodeHostView(root), { mode, argv }))

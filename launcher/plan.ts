@@ -62,6 +62,8 @@ export const FAILURES = {
   exec: 'cannot execute',
   /** set-user-ID or AT_SECURE: refused before anything else */
   secure: 'refusing to run privileged',
+  /** requireHostRoot and host mode: the host's root is not mounted at HOST_ROOT */
+  noHostRoot: 'host root not mounted',
 } as const
 
 export type FailureKey = keyof typeof FAILURES
@@ -715,6 +717,13 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
   const argv = opts.argv.map(hostString)
   if (opts.secure) throw new Bail('secure', target, 'EPERM')
 
+  // 1. A shim for images only refuses host mode, naming the mount it lacks:
+  // stat's errno, ENOTDIR for a file, ENOENT for a directory that is "/" itself.
+  if (opts.mode === 'host' && config.requireHostRoot === true) {
+    const st = view.stat(hostRoot)
+    throw new Bail('noHostRoot', hostRoot, isHostErr(st) ? st.errno : st.kind === 'dir' ? 'ENOENT' : 'ENOTDIR')
+  }
+
   // 3. The target.
   // One work budget for the whole run, as the shim's global one.
   const budget = new WorkBudget()
@@ -788,7 +797,8 @@ export function formatDebug(config: ShimConfig, plan: Plan): string {
     entry('mode', plan.mode),
     entry('loader', plan.loader ?? '-'),
     entry('library-path', plan.loader === null ? '-' : (plan.libraryPath ?? '')),
-    entry('exec', plan.exec),
+    // What starts it: a chainload shim maps the loader in, no execve; the target alone is exec'd.
+    entry(config.mode === 'chainload' && plan.loader !== null ? 'chainload' : 'exec', plan.exec),
     ...plan.argv.map((arg, i) => entry(`argv[${i}]`, arg)),
   ].join('')
 }

@@ -8,13 +8,13 @@
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { homedir, tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import type { Arch } from './arch.js'
 import type { ShimMode } from './config.js'
-import { ToolchainError, q } from './errors.js'
+import { ToolchainError, q, reason } from './errors.js'
 import { STRIP_VERSION, stripSections } from './strip.js'
 
 export interface Zig {
@@ -90,7 +90,7 @@ export async function loadZig(env: NodeJS.ProcessEnv = process.env): Promise<Zig
     return { path, version: stdout.trim() }
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { stderr?: string }
-    throw new ToolchainError(`cannot run zig at ${q(path)}: ${e.code ?? e.message}`, [path, 'version'], e.stderr ?? '')
+    throw new ToolchainError(`cannot run zig at ${q(path)}: ${reason(e)}`, [path, 'version'], e.stderr ?? '')
   }
 }
 
@@ -154,7 +154,7 @@ export async function compileShim(
     // Whatever the kernel never reads goes; a file stripSections does not
     // understand is kept as zig wrote it (verifyShim judges it either way).
     const binary = stripSections(await readFile(join(work, 'shim')))
-    await mkdir(cacheDir, { recursive: true })
+    await makeDirs(cacheDir)
     await writeAtomic(entry, binary, 0o644)
     return { binary, cached: false, key }
   } finally {
@@ -175,6 +175,33 @@ export async function compileShim(
  */
 export function zigEnv(work: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return { ...env, ZIG_LOCAL_CACHE_DIR: join(work, 'zig-cache') }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Not fs.mkdir's `recursive`: under /proc
+ * Node 20's spins forever (mkdir says ENOENT, its parent exists, try again),
+ * and below a file it says EEXIST. Here each directory is made at most
+ * twice, and a file on the way is ENOTDIR. Throws the failing call's error.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  try {
+    await mkdir(dir)
+    return
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') {
+      if ((await stat(dir)).isDirectory()) return
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR', path: dir })
+    }
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error
+  }
+  await makeDirs(dirname(dir))
+  // The parent is there now; a second ENOENT (a file system that makes nothing, /proc) is the answer.
+  try {
+    await mkdir(dir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(dir)).isDirectory()) throw error
+  }
 }
 
 /** Write next to the destination, then rename: readers see the old file or the new one. */

@@ -23,6 +23,7 @@ static const char *const EXTRA_DIRS[] = ${cStringArray(config.libDirs)};
 static const char *const SET_ENV[] = ${cStringArray(env)};
 enum {
 	PASS_ARGV0 = ${cBool(config.argv0)},
+	REQUIRE_HOST_ROOT = ${cBool(config.requireHostRoot === true)},
 	ELF_MACHINE = ${cInt(arch.machine)},
 	ELF_CLASS = ${cInt(arch.elfClass)},
 	ELF_DATA = ${cInt(arch.byteOrder)},
@@ -55,7 +56,8 @@ function failures(): CCode {
 	WHAT_LOADER_BAD[] = ${cString(FAILURES.loaderBad)},
 	WHAT_WRONG_ARCH[] = ${cString(FAILURES.wrongArch)},
 	WHAT_EXEC[] = ${cString(FAILURES.exec)},
-	WHAT_SECURE[] = ${cString(FAILURES.secure)};`
+	WHAT_SECURE[] = ${cString(FAILURES.secure)},
+	WHAT_NO_HOST_ROOT[] = ${cString(FAILURES.noHostRoot)};`
 }
 
 /** The generated C source for one architecture. Deterministic. */
@@ -945,7 +947,8 @@ static void debug(int container, const char *loader, const char *path, char *con
 	debug_line("mode", container ? "container" : "host");
 	debug_line("loader", loader ? loader : "-");
 	debug_line("library-path", loader ? m.lp : "-");
-	debug_line("exec", path);
+	/* Chainload maps the loader in (no execve); exec execs the loader or the target. */
+	debug_line(CHAINLOAD && loader ? "chainload" : "exec", path);
 	for (i = 0; args[i]; i++) {
 		/* The index's digits, written backwards in front of "]". */
 		char num[12], *q = num + sizeof(num) - 2;
@@ -1016,6 +1019,9 @@ int main(int argc, char **argv)
 		m.rootfd = openat(AT_FDCWD, HOST_ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (m.rootfd < 0)
 			m.rootfd = AT_FDCWD;
+	} else if (REQUIRE_HOST_ROOT) {
+		/* For images only: the host's root is not mounted, and host mode is never right. */
+		bail(WHAT_NO_HOST_ROOT, HOST_ROOT, stat(HOST_ROOT, &st) ? errno : S_ISDIR(st.st_mode) ? ENOENT : ENOTDIR);
 	}
 
 	target = top();

@@ -208,7 +208,7 @@ function parseDebug(stderr: string): { mode: string; loader: string; libraryPath
     if (v === undefined) throw new Error(`the shim's debug output has no "${k}" line:\n${stderr}`)
     return v
   }
-  return { mode: get('mode'), loader: get('loader'), libraryPath: get('library-path'), exec: get('exec'), argv }
+  return { mode: get('mode'), loader: get('loader'), libraryPath: get('library-path'), exec: fields.get('chainload') ?? get('exec'), argv }
 }
 
 interface Variant {

@@ -15,7 +15,7 @@ import type { InspectReport } from '../launcher/inspect.js'
 import type { InstallResult } from '../launcher/install.js'
 import { findZig } from '../launcher/toolchain.js'
 import { REPO, hostshimCommandDir, runCli } from './lib/cli.js'
-import { BWRAP, CONTAINER_ENV, assertNoStrayMounts, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost, runInContainer } from './lib/container.js'
+import { BWRAP, CONTAINER_ENV, assertNoStrayMounts, machineIsHost, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost, runInContainer } from './lib/container.js'
 import { COMPILE_TIMEOUT_MS, TEST_CACHE_DIR } from './lib/shims.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 3)
@@ -162,6 +162,22 @@ t.test('containerfile: the RUN step, then its shims in a container', async (t) =
   const env = runInContainer({ root, host: '/', argv: ['/usr/local/bin/host-env', '-0'] })
   t.equal(env.status, 0, env.stderr.toString())
   t.same(envEntries(env.stdout), containerEnv.sort(), 'the environment, unchanged')
+
+  // Without the host's root (podman run without -v /:/run/host, or on the host itself), 127 naming the mount:
+  // never the image's own program of the same path.
+  const unmounted = join(scratch, 'image-unmounted')
+  await cp(root, unmounted, { recursive: true })
+  await rm(join(unmounted, 'run/host'), { recursive: true })
+  const bare = runHost(BWRAP, ['--bind', unmounted, '/', '--proc', '/proc', '--dev', '/dev', '--', '/usr/local/bin/host-getconf', 'GNU_LIBC_VERSION'])
+  t.equal(bare.status, 127)
+  t.equal(bare.stdout.toString(), '', 'nothing ran')
+  t.equal(bare.stderr.toString(), 'host-getconf: host root not mounted: /run/host: No such file or directory\n')
+  if (machineIsHost(t)) {
+    const onHost = runHost(join(out, 'usr/local/bin/host-getconf'), ['GNU_LIBC_VERSION'])
+    t.equal(onHost.status, 127, 'on the host too: the shim is for images only')
+    t.equal(onHost.stderr.toString(), 'host-getconf: host root not mounted: /run/host: No such file or directory\n')
+  }
+  t.match(readme, /elsewhere it exits 127 and says which path it could not find/)
   assertNoStrayMounts(t, [scratch])
 
   // A broken list is refused with its line number.
@@ -201,6 +217,10 @@ t.test('entrypoint: a host program as the entry point of a busybox-only root', a
   const missing = bwrap(empty)
   t.equal(missing.status, 127)
   t.equal(missing.stderr.toString(), 'entrypoint: cannot find target: /run/host/usr/bin/env: No such file or directory\n')
+  // No /run/host at all: the config's requireHostRoot keeps it from running anything of the root's own.
+  const noMount = runHost(BWRAP, ['--bind', root, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/run', '--', '/entrypoint', 'true'])
+  t.equal(noMount.status, 127)
+  t.equal(noMount.stderr.toString(), 'entrypoint: host root not mounted: /run/host: No such file or directory\n')
   assertNoStrayMounts(t, [scratch])
   t.ok(relative(scratch, root).startsWith('entrypoint-root'))
 })

@@ -24,6 +24,6 @@ while read -r name target rest; do
 		echo "$0: $list:$line: expected NAME PATH" >&2
 		exit 2
 	fi
-	"$hostshim" generate --quiet --name "$name" --target "$target" --output "$destdir$bindir/$name"
+	"$hostshim" generate --quiet --require-host-root --name "$name" --target "$target" --output "$destdir$bindir/$name"
 	echo "$bindir/$name -> host $target"
 done <"$list"

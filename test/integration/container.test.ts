@@ -7,14 +7,17 @@
 // Needs: bwrap, busybox-static, strace, cc, and root (see .ci/setup).
 
 import { existsSync } from 'node:fs'
-import { chmod, copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import { MAX_PATH_BYTES, validateConfig, type RawConfig } from '../../launcher/config.js'
 import { ConfigError } from '../../launcher/errors.js'
-import { FAILURES, STRERROR } from '../../launcher/plan.js'
+import { ARCHES } from '../../launcher/arch.js'
+import { nodeHostView } from '../../launcher/hostview.js'
+import { FAILURES, STRERROR, formatDebug, planShim } from '../../launcher/plan.js'
 import {
+  BWRAP,
   CONTAINER_ENV,
   HOST_ROOT,
   machineIsHost,
@@ -279,6 +282,7 @@ for (const mode of MODES) {
       t.equal(debug.loader, null, 'loader: -')
       t.equal(debug.libraryPath, null, 'library-path: -')
       t.equal(text(debug.exec), '/usr/bin/id')
+      t.equal(debug.start, 'exec', 'host mode execs the target itself, whatever the shim\'s mode')
       t.same(debug.argv.map(text), [shim])
 
       const quiet = runHost(shim, ['-u'], { argv0: 'my-id' })
@@ -288,6 +292,39 @@ for (const mode of MODES) {
 
       const p = runHost(await buildShim({ name: 'probe', target: probe }, mode), ['x'], { argv0: 'from the caller' })
       t.same(parseProbe(p.stdout).argv.map(text), ['from the caller', 'x'], 'argv, argv[0] included, as the caller passed it')
+    })
+
+    t.test('requireHostRoot: without the host root, 127 naming it, and the target never runs', async (t) => {
+      if (!machineIsHost(t)) return
+      const shim = await buildShim({ name: 'probe', target: probe, requireHostRoot: true }, mode)
+      const bare = runHost(shim, ['x'], { env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
+      t.equal(bare.status, 127, 'on this machine (no /run/host)')
+      t.equal(bare.stdout.length, 0, 'the probe did not run')
+      t.equal(text(bare.stderr), failure('probe', 'noHostRoot', HOST_ROOT, 'ENOENT'))
+
+      // A container root with no /run/host at all (podman without -v /:/run/host), and one with a file there.
+      const root = await freshRoot()
+      await install(root, shim, '/usr/bin/probe')
+      await rm(join(root, 'run/host'), { recursive: true })
+      const unmounted = runHost(BWRAP, ['--bind', root, '/', '--proc', '/proc', '--dev', '/dev', '--chdir', '/', '--die-with-parent', '--', '/usr/bin/probe'])
+      t.equal(unmounted.status, 127)
+      t.equal(unmounted.stdout.length, 0)
+      t.equal(text(unmounted.stderr), failure('probe', 'noHostRoot', HOST_ROOT, 'ENOENT'))
+      await writeFile(join(root, 'run/host'), '')
+      const file = runHost(BWRAP, ['--bind', root, '/', '--proc', '/proc', '--dev', '/dev', '--chdir', '/', '--die-with-parent', '--', '/usr/bin/probe'])
+      t.equal(file.status, 127)
+      t.equal(text(file.stderr), failure('probe', 'noHostRoot', HOST_ROOT, 'ENOTDIR'))
+
+      // The model says the same, byte for byte.
+      const config = validateConfig({ name: 'probe', target: probe, requireHostRoot: true, mode })
+      t.equal(formatDebug(config, planShim(config, ARCHES.x86_64, nodeHostView('/'), { mode: 'host', argv: ['probe'] })), text(bare.stderr))
+
+      // With the host mounted it runs as any shim does.
+      const mounted = await freshRoot()
+      await install(mounted, shim, '/usr/bin/probe')
+      const r = runInContainer({ root: mounted, host: '/', argv: ['/usr/bin/probe', 'x'] })
+      t.equal(r.status, 0, text(r.stderr))
+      t.same(parseProbe(r.stdout).argv.map(text), ['/usr/bin/probe', 'x'])
     })
 
     t.test('the environment is passed on untouched', async (t) => {
@@ -365,6 +402,7 @@ for (const mode of MODES) {
       if (mode === 'exec') t.same(after, [{ pid, call: 'execve', path: text(debug.exec) }], 'then one execve, of the loader, and no fork')
       else t.same(after, [], 'then no execve (the loader runs in the shim\'s process) and no fork')
       t.match(text(debug.exec), /^\/run\/host\/.*\/ld-linux-x86-64\.so\.2$/)
+      t.equal(debug.start, mode, `the debug output says ${mode}, the way the loader was started`)
     })
 
     t.test('hostile config strings reach the running shim byte for byte', async (t) => {

@@ -103,7 +103,10 @@ export interface DebugReport {
   readonly loader: Buffer | null
   /** null for "-" */
   readonly libraryPath: Buffer | null
+  /** the path exec'd, or the loader a chainload shim maps in */
   readonly exec: Buffer
+  /** which of the two: the key of that line */
+  readonly start: 'exec' | 'chainload'
   readonly argv: Buffer[]
 }
 
@@ -124,7 +127,8 @@ export function parseDebug(stderr: Buffer, name: string): DebugReport {
     return [rest.slice(0, colon), rest.slice(colon + 2)]
   })
   const keys = fields.map(([k]) => k)
-  const expected = ['mode', 'loader', 'library-path', 'exec', ...keys.slice(4).map((_, i) => `argv[${i}]`)]
+  const start = keys[3] === 'chainload' ? 'chainload' : 'exec'
+  const expected = ['mode', 'loader', 'library-path', start, ...keys.slice(4).map((_, i) => `argv[${i}]`)]
   if (keys.join('\n') !== expected.join('\n')) {
     throw new Error(`debug keys ${JSON.stringify(keys)} are not ${JSON.stringify(expected)}`)
   }
@@ -135,6 +139,7 @@ export function parseDebug(stderr: Buffer, name: string): DebugReport {
     loader: orNull(value(1)),
     libraryPath: orNull(value(2)),
     exec: decodeDebugValue(value(3)),
+    start,
     argv: fields.slice(4).map(([, v]) => decodeDebugValue(v)),
   }
 }
