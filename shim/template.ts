@@ -439,7 +439,8 @@ static int resolve(const char *path, char *out, struct stat *st)
 			memmove(todo + k, end, rest + 1);
 			memcpy(todo, link, (size_t)k);
 			p = todo;
-			if (link[0] == '/')
+			/* An empty text (a FUSE or 9p file system can have one) is relative: link[0] is stale. */
+			if (k > 0 && link[0] == '/')
 				len = m.root_len;
 			stale = 1;
 			continue;
