@@ -224,7 +224,10 @@ export interface Resolved {
   readonly path: string
   /** root + path: what the shim opens and passes on */
   readonly full: string
-  /** lstat of the last component walked (never a link), stat of the root for "/" */
+  /**
+   * lstat of the last component walked; stat of the directory reached when the
+   * walk ended after a link or ".." (a link to "." or ".."), and of the root for "/"
+   */
   readonly stat: HostStat
 }
 
@@ -252,6 +255,8 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string, bu
   let p = 0
   let resolved = ''
   let last: HostStat | undefined
+  // Decided (the shim's "stale"): after a link or "..", `last` does not describe `resolved`.
+  let stale = true
   let links = 0
   for (;;) {
     while (todo[p] === '/') p++
@@ -265,6 +270,7 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string, bu
     }
     if (name === '..') {
       resolved = resolved.slice(0, Math.max(0, resolved.lastIndexOf('/')))
+      stale = true
       p = end
       continue
     }
@@ -284,11 +290,13 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string, bu
       todo = text + rest
       p = 0
       if (text.startsWith('/')) resolved = ''
+      stale = true
       continue
     }
     // Decided: anything left after the name, even only "/", needs a directory.
     if (end < todo.length && st.kind !== 'dir') return { errno: 'ENOTDIR' }
     resolved = candidate
+    stale = false
     p = end
   }
   if (resolved === '') {
@@ -297,6 +305,12 @@ export function resolveInRoot(view: HostView, root: string, hostPath: string, bu
     const st = view.stat('/')
     if (isHostErr(st)) return st
     return { path: '/', full: `${root}/`, stat: st }
+  }
+  // A path that ends in a link to "." or "..", or in "..": the directory it names, stat'ed again.
+  if (stale) {
+    const st = view.stat(resolved)
+    if (isHostErr(st)) return st
+    return { path: resolved, full: root + resolved, stat: st }
   }
   return { path: resolved, full: root + resolved, stat: last as HostStat }
 }

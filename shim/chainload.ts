@@ -88,7 +88,8 @@ export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | 
 /**
  * The C for the template, placed after the config block and before the body.
  * Exec mode: only `#define CHAINLOAD 0`. Chainload mode: `#define CHAINLOAD 1`
- * and `static int chainload(fd, size, args, env, own_argv)`, which returns -1
+ * and `static int chainload(fd, size, args, env, own_argv, spare, spare_len)`,
+ * which returns -1
  * with errno set when it fails before the point of no return (the caller
  * then fails as a failed execve would), and otherwise never returns.
  */
@@ -209,17 +210,20 @@ bad:
 const CHAINLOAD_MAIN_C = c`
 /*
  * Run the loader open at fd (the caller's, from its checks; closed here; size
- * bytes long) with args and env, in this process. own_argv is the
+ * bytes long: its fstat) with args and env, in this process; spare (spare_len
+ * bytes, 0 for none) is unmapped once they are copied. own_argv is the
  * shim's own argv, still in the stack the kernel built: past its NULL and
  * envp's lies the auxiliary vector, copied with the entries that describe
  * the program now describing the loader. Returns -1 (errno set) when it
  * fails before the jump; the caller then fails as a failed execve would, and
  * the shim exits, so a half-made mapping or an open fd do not matter.
  */
-static int chainload(int fd, unsigned long size, char **args, char **env, char **own_argv)
+static int chainload(int fd, unsigned long size, char **args, char **env, char **own_argv, void *spare,
+		     size_t spare_len)
 {
+	/* Not on the stack: a caller's arguments may have left the shim a few KiB of it. */
+	static LdPhdr ph[LD_PHDRS];
 	LdEhdr eh;
-	LdPhdr ph[LD_PHDRS];
 	unsigned long bias = 0, phdr = 0, *auxv;
 	size_t argc = 0, envc = 0, auxc = 0, i;
 	char **p = own_argv;
@@ -230,11 +234,6 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 		errno = ENOEXEC;
 		return -1;
 	}
-	if (map_loader(fd, size, &eh, ph, &bias, &phdr) < 0)
-		return -1;
-	/* No exec will close it: the program must not inherit it. */
-	close(fd);
-
 	while (*p++)
 		;
 	while (*p++)
@@ -246,6 +245,15 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 		argc++;
 	while (env[envc])
 		envc++;
+	/* The kernel started the shim with less room than a second copy needs: as an exec'd loader would fail. */
+	if (!stack_fits((argc + envc + auxc + 9) * sizeof(unsigned long))) {
+		errno = E2BIG;
+		return -1;
+	}
+	if (map_loader(fd, size, &eh, ph, &bias, &phdr) < 0)
+		return -1;
+	/* No exec will close it: the program must not inherit it. */
+	close(fd);
 	{
 		/*
 		 * The new stack goes below this frame, on the real stack: glibc
@@ -262,6 +270,9 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 		memcpy(a, env, (envc + 1) * sizeof(*a));
 		a += envc + 1;
 		memcpy(a, auxv, (auxc + 2) * sizeof(*a));
+		/* Where main() put args and env when the stack had no room for them: the program never sees it. */
+		if (spare_len)
+			munmap(spare, spare_len);
 		for (i = 0; i < auxc; i += 2) {
 			unsigned long *v = &a[i + 1];
 

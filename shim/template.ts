@@ -78,7 +78,9 @@ export function renderShim(config: ShimConfig, arch: Arch): string {
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 ${configBlock(config, arch)}
@@ -86,9 +88,43 @@ ${configBlock(config, arch)}
 ${markNote(config, arch)}
 
 ${failures()}
+${STACK_C}
 ${chainloadBlock(config, arch)}
 ${BODY}`.text
 }
+
+/*
+ * The stack: the kernel starts a program whose arguments and environment
+ * take up to a quarter of the stack's rlimit (at least 128 KiB, however small
+ * the limit), so the shim cannot count on room for a second copy of their
+ * pointers there. Before the main() below and chainload() put one on the
+ * stack, they ask stack_fits(); a small copy (the usual case) costs no
+ * syscall.
+ */
+const STACK_C = c`
+enum {
+	STACK_SMALL = 4096,		/* bytes the shim puts on the stack without asking */
+	STACK_SPARE = 64 * 1024,	/* left below a large copy: the shim's calls, the loader's start */
+};
+
+/*
+ * Whether bytes more fit on the stack below here: its rlimit less what is
+ * in use, from the top of the kernel's initial stack (the program's file
+ * name, AT_EXECFN, is its last string) down to here.
+ */
+static int stack_fits(unsigned long bytes)
+{
+	unsigned long pg = getauxval(AT_PAGESZ), fn = getauxval(AT_EXECFN), here = (unsigned long)&pg, top;
+	struct rlimit rl;
+
+	if (bytes <= STACK_SMALL)
+		return 1;
+	if (getrlimit(RLIMIT_STACK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || !fn)
+		return 1;
+	top = (fn + strlen((const char *)fn) + pg) & -pg;
+	return top - here < rl.rlim_cur && bytes + STACK_SPARE <= rl.rlim_cur - (top - here);
+}
+`
 
 const VERSION_PARTS = VERSION.split('.').map(Number) as [number, number, number]
 
@@ -441,7 +477,8 @@ static int resolve(const char *path, char *out, struct stat *st)
 			memmove(todo + k, end, rest + 1);
 			memcpy(todo, link, (size_t)k);
 			p = todo;
-			if (link[0] == '/')
+			/* An empty text (a FUSE or 9p file system can have one) is relative: link[0] is stale. */
+			if (k > 0 && link[0] == '/')
 				len = m.root_len;
 			stale = 1;
 			continue;
@@ -533,31 +570,50 @@ bad:
 /*
  * Open a resolved file that is to be run: a regular, executable ELF file of
  * this architecture. The loader does not check the exec bit of the program it
- * loads, so the shim does, as the kernel would. Returns the fd; *has_interp
- * tells whether its interpreter is at the arena's top.
+ * loads, so the shim does, as the kernel would. Every fact is the open
+ * file's, so that a file swapped in after the walk cannot pass another's
+ * checks: *st (the walk's lstat on entry) becomes its fstat. Returns the fd;
+ * *has_interp tells whether its interpreter is at the arena's top.
  */
-static int open_program(const char *path, const struct stat *st, int *has_interp)
+static int open_program(const char *path, struct stat *st, int *has_interp)
 {
-	int fd;
+	int fd, err = EACCES;
 
+	/* The walk's lstat refuses most for free, and no fifo is ever opened by it. */
 	if (S_ISDIR(st->st_mode)) {
 		errno = EISDIR;
 		return -1;
 	}
-	if (!S_ISREG(st->st_mode) || access(path, X_OK) < 0) {
+	if (!S_ISREG(st->st_mode)) {
 		errno = EACCES;
 		return -1;
 	}
-	/* openat(), not open(): musl's open() follows O_CLOEXEC with an fcntl(). */
-	fd = openat(m.rootfd, at(path), O_RDONLY | O_CLOEXEC);
+	/*
+	 * The walk resolved every link: one put in its place since is ELOOP
+	 * (O_NOFOLLOW), and a fifo does not block the shim (O_NONBLOCK).
+	 * openat(), not open(): musl's open() follows O_CLOEXEC with an fcntl().
+	 */
+	fd = openat(m.rootfd, at(path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -1;
-	*has_interp = read_elf(fd);
-	if (*has_interp < 0) {
-		close(fd);
-		return -1;
+	if (fstat(fd, st) < 0) {
+		err = errno;
+		goto fail;
 	}
-	return fd;
+	if (S_ISDIR(st->st_mode))
+		err = EISDIR;
+	/* X_OK of the open file (faccessat2, Linux 5.8); an older kernel says EINVAL: of the path. */
+	if (!S_ISREG(st->st_mode) ||
+	    (faccessat(fd, "", X_OK, AT_EMPTY_PATH) < 0 && (errno != EINVAL || access(path, X_OK) < 0)))
+		goto fail;
+	*has_interp = read_elf(fd);
+	if (*has_interp >= 0)
+		return fd;
+	err = errno;
+fail:
+	close(fd);
+	errno = err;
+	return -1;
 }
 
 /*
@@ -992,11 +1048,9 @@ int main(int argc, char **argv)
 	char *target, *loader = 0, *tried;
 	const char *host_loader = 0, *path, *dir;
 	struct stat st, top_st;
-	int container = 0, fd, has_interp, argv0 = 0, i;
-#if CHAINLOAD
+	int container = 0, fd, target_fd, has_interp, argv0 = 0, on_stack, i;
 	int loader_fd = -1;
-#endif
-	size_t env_n = 0;
+	size_t env_n = 0, n_ptr;
 	char **env = environ;
 
 	m.root = "";
@@ -1028,10 +1082,9 @@ int main(int argc, char **argv)
 	if (resolve(TARGET, target, &st) < 0)
 		bail(WHAT_TARGET_MISSING, in_root(TARGET), errno);
 	keep_string();
-	fd = open_program(target, &st, &has_interp);
-	if (fd < 0)
+	target_fd = open_program(target, &st, &has_interp);
+	if (target_fd < 0)
 		bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
-	close(fd);
 	if (has_interp) {
 		char *interp = keep_string();
 
@@ -1046,6 +1099,8 @@ int main(int argc, char **argv)
 	if (host_loader) {
 		int err;
 
+		/* The loader opens the target by its path again: not ours to keep. */
+		close(target_fd);
 		loader = top();
 		if (resolve(host_loader, loader, &st) < 0) {
 			err = errno;
@@ -1066,12 +1121,8 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_LOADER_BAD, loader, errno);
 		argv0 = argc > 0 && knows_argv0(fd, &st);
-#if CHAINLOAD
-		/* Open still: chainload() maps the loader from it. */
+		/* Open still: chainload() maps the loader from it; exec mode runs it. */
 		loader_fd = fd;
-#else
-		close(fd);
-#endif
 
 		/* The loader's own directory first: that is where its libc is. */
 		tried = top();
@@ -1086,13 +1137,24 @@ int main(int argc, char **argv)
 			add_dir(EXTRA_DIRS[i]);
 	}
 
-	if (N_SET_ENV)
-		while (environ[env_n])
-			env_n++;
+	while (environ[env_n])
+		env_n++;
+	path = host_loader ? loader : target;
+	/* At most 7 loader arguments, the caller's arguments, and NULL; the environment. */
+	n_ptr = (size_t)argc + 8 + env_n + N_SET_ENV + 1;
+	/* Chainload copies both onto the stack once more: twice the room. */
+	on_stack = stack_fits(n_ptr * sizeof(char *) * (CHAINLOAD && host_loader ? 2 : 1));
 	{
-		/* At most 7 loader arguments, the caller's arguments, and NULL. */
-		char *args[argc + 8], *new_env[env_n + N_SET_ENV + 1];
-		char **a = args;
+		/* Not on the stack when it has no room for them: a mapping the program never sees. */
+		char *small[on_stack ? n_ptr : 1], **args = small, **new_env, **a;
+
+		if (!on_stack) {
+			args = mmap(0, n_ptr * sizeof(char *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (args == MAP_FAILED)
+				bail(WHAT_EXEC, path, ENOMEM);
+		}
+		new_env = args + argc + 8;
+		a = args;
 
 		if (host_loader) {
 			*a++ = loader;
@@ -1112,7 +1174,6 @@ int main(int argc, char **argv)
 		for (; i < argc; i++)
 			*a++ = argv[i];
 		*a = 0;
-		path = host_loader ? loader : target;
 		if (N_SET_ENV)
 			env = environment(environ, new_env);
 		if (getenv(DEBUG_ENV))
@@ -1125,10 +1186,16 @@ int main(int argc, char **argv)
 		if (host_loader) {
 			if (m.rootfd != AT_FDCWD)
 				close(m.rootfd);
-			chainload(loader_fd, (unsigned long)st.st_size, args, env, argv);
-		} else
+			/* st: the open loader's fstat (open_program()). */
+			chainload(loader_fd, (unsigned long)st.st_size, args, env, argv,
+				  on_stack ? 0 : args, on_stack ? 0 : n_ptr * sizeof(char *));
+			bail(WHAT_EXEC, path, errno);
+		}
 #endif
-		execve(path, args, env);
+		/* The file checked, not whatever its path names now; Linux < 3.19: the path. */
+		syscall(SYS_execveat, host_loader ? loader_fd : target_fd, "", args, env, AT_EMPTY_PATH);
+		if (errno == ENOSYS)
+			execve(path, args, env);
 		bail(WHAT_EXEC, path, errno);
 	}
 }

@@ -7,8 +7,10 @@
 // HOSTSHIM_FUZZ_SECONDS (default 15); any finding fails the test and names
 // the saved input. `npm run fuzz` runs them longer.
 //
-// Then the C's ELF verdicts on the whole corpus (seeds and what the fuzzer
-// added) are compared with the TypeScript model's, and three bugs fixed since
+// Then the C's ELF verdicts and resolutions on the whole corpus (seeds and
+// what the fuzzer added) are compared with the TypeScript model's
+// (resolveInRoot() on the same tree: where a path ends in a link to "." or
+// "..", or a link's text is empty), and three bugs fixed since
 // are put back into the C to show that the harnesses catch them.
 
 import { readdir } from 'node:fs/promises'
@@ -23,6 +25,8 @@ import {
   haveClang,
   inputKey,
   modelReadElfVerdict,
+  modelResolveLine,
+  replayResolve,
   replayReadElf,
   runFuzzer,
   writeSeeds,
@@ -93,6 +97,35 @@ if (!haveClang()) {
       for (const kind of ['bad', 'static', 'interp']) t.ok((kinds.get(kind) ?? 0) > 0, `the corpus has "${kind}" inputs`)
     })
   }
+
+  t.test('resolve: the C and the TypeScript model agree on every path of every corpus input', async (t) => {
+    const harness = HARNESSES.find((h) => h.name === 'resolve')
+    if (!harness) throw new Error('no resolve harness')
+    const binary = join(scratch, harness.id, `fuzz-${harness.id}`)
+    const dirs = [join(scratch, `${harness.id}-seeds`), join(scratch, `${harness.id}-corpus`)]
+    const files = (await Promise.all(dirs.map(async (d) => (await readdir(d)).map((f) => join(d, f))))).flat().sort()
+    const c = replayResolve(binary, files, join(scratch, `${harness.id}.log`), trees)
+    const kinds = new Map<string, number>()
+    let differ = 0
+    let compared = 0
+    for (const file of files) {
+      const bytes = readFileSync(file)
+      const paths = c.get(inputKey(bytes))
+      if (paths === undefined) continue
+      for (const [index, line] of paths) {
+        const rootLength = Number(line.split(' ')[0])
+        const model = modelResolveLine(bytes, index, rootLength)
+        compared++
+        const kind = line.split(' ')[1] === 'ok' ? `ok ${line.split(' ')[3]}` : `err ${line.split(' ')[2]}`
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
+        if (model !== line && differ++ < 5) t.fail(`${file}, path ${index}: C says ${JSON.stringify(line)}, the model ${JSON.stringify(model)}`)
+      }
+    }
+    t.equal(differ, 0, `${compared} paths of ${files.length} inputs, no disagreement`)
+    t.comment(`results: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`)
+    t.ok(compared > files.length, 'most inputs resolve several paths')
+    for (const kind of ['ok dir', 'ok file']) t.ok((kinds.get(kind) ?? 0) > 0, `the corpus has "${kind}" results`)
+  })
 
   t.test('the harnesses catch bugs this project had (the fixes put back)', async (t) => {
     const replaySeeds = async (id: string, mutate: (c: string) => string) => {

@@ -956,3 +956,48 @@ t.test('errors only a view can inject, and odd corners', async (t) => {
   // The library path of a direct exec is "-" even if a caller builds such a plan by hand.
   t.match(formatDebug(config(), { ok: true, mode: 'host', loader: '/ld', libraryPath: null, exec: '/ld', argv: [], env: null }), /library-path: \n/)
 })
+
+t.test('a path that ends in a link to "." or "..": the directory it names, not the link', async (t) => {
+  const root = build(t.testdir(), {
+    '/usr/bin/tool': exe(),
+    '/usr/bin/dot': { link: '.' },
+    '/usr/bin/up': { link: '..' },
+    '/usr/bin/updot': { link: '../bin/dot' },
+    '/usr/bin/chain': { link: 'up' },
+    '/usr/local/lib/self': { link: '.' },
+    '/usr/local/lib/parent': { link: '..' },
+    '/usr/local/lib/selfself': { link: 'self' },
+    [LD]: loader(),
+    '/usr/lib/stuff': { dir: true },
+    '/usr/lib/stuff/dot': { link: '.' },
+    '/etc/ld.so.conf': '/usr/lib/stuff/dot\n/usr/local/lib/parent\n',
+    '/lib64/up': { link: '..' },
+  })
+  const view = nodeHostView(root)
+  const path = (p: string) => {
+    const r = resolveInRoot(view, '/run/host', p)
+    return isHostErr(r) ? r.errno : [r.path, r.stat.kind]
+  }
+  // Every way of ending at a directory through a link: the directory's own stat.
+  for (const [p, want] of [
+    ['/usr/bin/dot', '/usr/bin'],
+    ['/usr/bin/up', '/usr'],
+    ['/usr/bin/updot', '/usr/bin'],
+    ['/usr/bin/chain', '/usr'],
+    ['/usr/bin/dot/dot/up', '/usr'],
+    ['/usr/local/lib/selfself', '/usr/local/lib'],
+    ['/usr/bin/up/..', '/'],
+  ] as const) {
+    t.same(path(p), [want, 'dir'], `${p} is the directory ${want}`)
+  }
+  // As a target: a directory (EISDIR), not a link (EACCES).
+  t.same(plan(root, { target: '/usr/bin/dot' }), failPlan('targetBad', '/run/host/usr/bin', 'EISDIR'))
+  t.same(plan(root, { target: '/usr/bin/chain' }), failPlan('targetBad', '/run/host/usr', 'EISDIR'))
+  // As a loader, through the PT_INTERP.
+  build(root, { '/usr/bin/toolbox': exe('/lib64/up') })
+  t.same(plan(root), failPlan('loaderBad', '/run/host/', 'EISDIR'))
+  // As library directories: -L dirs and ld.so.conf lines.
+  build(root, { '/usr/bin/toolbox': exe(LD) })
+  const lp = ran(plan(root, { libDirs: ['/usr/local/lib/self', '/usr/local/lib/selfself'] })).libraryPath
+  t.same(lp?.split(':'), ['/run/host/lib64', '/run/host/usr/lib/stuff', '/run/host/usr/local', '/run/host/usr/lib', '/run/host/usr/local/lib'])
+})

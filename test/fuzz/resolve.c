@@ -24,8 +24,20 @@
  *     (ENAMETOOLONG), and except for "" (the kernel's ENOENT, the shim's root);
  *   - nothing escapes the root, reads or writes out of bounds, or takes
  *     longer than libFuzzer's -timeout.
+ *
+ * A link whose text is the one byte 0x01 reads back as empty text
+ * (readlinkat() returns 0), as on a FUSE or 9p file system: the kernel
+ * cannot make one. A tree with such a link is not compared with openat2.
+ *
+ * With HOSTSHIM_FUZZ_LOG set, one line per path is appended to that file:
+ * the input's size and FNV-1a hash, the path's index, the root's length,
+ * then "ok HEX KIND" (the host path resolved, hex; dir, file, symlink or
+ * other) or "err ERRNO". test/fuzz.test.ts replays the corpus so and holds
+ * every line to the TypeScript model's resolveInRoot() on the same tree.
  */
+#define readlinkat fuzz_readlinkat
 #include "shim-under-test.h"
+#undef readlinkat
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -45,6 +57,17 @@ static int base_fd;
 static long budget0;	/* the shim's work budget at the start of a run */
 static char made[MAX_ENTRIES][PATH_MAX];	/* what this input created, to remove */
 static int n_made;
+static int empty_links;	/* this tree has a link that reads back empty */
+static FILE *log_file;
+static char input_key[64];
+
+/* The shim's readlinkat(); the name is taken by it, so the system call itself. */
+ssize_t fuzz_readlinkat(int dirfd, const char *path, char *buf, size_t size)
+{
+	ssize_t k = syscall(SYS_readlinkat, dirfd, path, buf, size);
+
+	return k == 1 && buf[0] == 1 ? 0 : k;
+}
 
 struct input {
 	const uint8_t *p, *end;
@@ -101,6 +124,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	/* The shim's syscalls go relative to the open root, as in a container. */
 	m.rootfd = base_fd;
+	if (getenv("HOSTSHIM_FUZZ_LOG")) {
+		log_file = fopen(getenv("HOSTSHIM_FUZZ_LOG"), "a");
+		if (!log_file) {
+			perror("HOSTSHIM_FUZZ_LOG");
+			abort();
+		}
+	}
 	atexit(cleanup);
 	budget0 = budget;
 	return 0;
@@ -129,7 +159,26 @@ static int kernel_resolve(const char *path, char *real)
 	return 0;
 }
 
-static void check_path(const char *path)
+/* The replay's line for one path. */
+static void log_result(int index, int r, int err, const char *out, const struct stat *st)
+{
+	const unsigned char *p;
+
+	if (!log_file)
+		return;
+	fprintf(log_file, "%s %d %zu ", input_key, index, m.root_len);
+	if (r < 0) {
+		fprintf(log_file, "err %d\n", err);
+		return;
+	}
+	fputs("ok ", log_file);
+	for (p = (const unsigned char *)out + m.root_len; *p; p++)
+		fprintf(log_file, "%02x", *p);
+	fprintf(log_file, " %s\n", S_ISDIR(st->st_mode) ? "dir" : S_ISREG(st->st_mode) ? "file" : S_ISLNK(st->st_mode) ? "symlink" : "other");
+	fflush(log_file);
+}
+
+static void check_path(const char *path, int index)
 {
 	char out[PATH_MAX], expect[2 * PATH_MAX], kernel[PATH_MAX], prefix[PATH_MAX];
 	const char *rest;
@@ -142,10 +191,11 @@ static void check_path(const char *path)
 	errno = 0;
 	r = resolve(path, out, &st);
 	err = errno;
+	log_result(index, r, err, out, &st);
 	k = kernel_resolve(path, kernel);
 	if (r < 0) {
 		CHECK(err != 0, "failed without errno for \"%s\"", path);
-		if (err == ENAMETOOLONG || !*path)
+		if (err == ENAMETOOLONG || !*path || empty_links)
 			return;
 		CHECK(k == -err, "\"%s\": the shim fails with %s, the kernel says %s", path, strerror(err),
 		      k ? strerror(-k) : kernel);
@@ -178,7 +228,7 @@ static void check_path(const char *path)
 		CHECK(!lstat(out, &again) && again.st_ino == st.st_ino && again.st_dev == st.st_dev && again.st_mode == st.st_mode,
 		      "\"%s\" -> \"%s\": *st is not the result's lstat", path, out);
 	/* The kernel, resolving inside the same root, finds the same object. */
-	if (!*path)
+	if (!*path || empty_links)
 		return;
 	snprintf(expect, sizeof(expect), "%s%s", base, strcmp(rest, "/") ? rest : "");
 	CHECK(k == 0, "\"%s\": the shim finds \"%s\", the kernel fails with %s", path, out, strerror(-k));
@@ -191,6 +241,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct input in = { data, data + size };
 	char dirs[MAX_ENTRIES + 1][PATH_MAX];
 	int n_dirs = 1, pad = byte(&in), entries = byte(&in), i;
+	uint64_t hash = 0xcbf29ce484222325u;	/* FNV-1a, as read_elf.c */
+
+	for (size_t j = 0; j < size; j++)
+		hash = (hash ^ data[j]) * 0x100000001b3u;
+	snprintf(input_key, sizeof(input_key), "%zu %016llx", size, (unsigned long long)hash);
+	empty_links = 0;
 
 	memcpy(root_buf, base, base_len + 1);
 	if (pad >= 0x80) {
@@ -228,6 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!string(&in, text))
 				goto walk;
 			ok = *text && !symlink(text, path);
+			empty_links |= ok && !strcmp(text, "\x01");
 			break;
 		default:
 			ok = !mknod(path, S_IFIFO | 0644, 0);
@@ -238,7 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 walk:
 	for (i = 0; i < 4 && string(&in, text); i++)
-		check_path(text);
+		check_path(text, i);
 	cleanup();
 	return 0;
 }

@@ -200,6 +200,51 @@ for (const mode of MODES) {
       const sorted = [...seen].sort(([a], [b]) => a - b).map(([, o]) => order.indexOf(o))
       t.same(sorted, [...sorted].sort((a, b) => a - b), `${seen.size} probes, outcomes in order of size`)
     })
+
+    // The kernel starts a program whose argument and environment pointers and
+    // strings fill up to a quarter of the stack's rlimit, and 128 KiB however
+    // small the limit: a second copy of the pointers may not fit beside them.
+    t.test('small and large stack limits x argument and environment sizes up to the kernel\'s: never a crash', async (t) => {
+      const config = shimConfig(SHIMS.htrue as ShimFields)
+      const plan = planTree(config, '/', ['/usr/bin/htrue'], 'container')
+      if (!plan.ok) throw new Error(plan.message)
+      const shimE2big = `htrue: ${FAILURES.exec}: ${plan.exec}: ${STRERROR.E2BIG}\n`
+      const tally = new Map<string, number>()
+      for (const stack of [128 << 10, 256 << 10, 320 << 10, 1 << 20, 8 << 20]) {
+        // The kernel's limit for pointers and strings together (fs/exec.c bprm_stack_limits).
+        const limit = Math.max(Math.min(6 << 20, stack / 4), 128 << 10)
+        for (const share of [0.5, 0.85, 0.97]) {
+          // One-byte arguments: 2 bytes of string and a pointer each; or 200-byte variables.
+          for (const [what, flags] of [
+            ['one-byte arguments', ['-N', String(Math.floor((share * limit) / 10))]],
+            ['200-byte variables', ['-E', `${Math.floor((share * limit) / 212)}:200`]],
+            ['both', ['-N', String(Math.floor((share * limit) / 20)), '-E', `${Math.floor((share * limit) / 424)}:200`]],
+          ] as const) {
+            const r = inContainer(mode, ['/usr/bin/xspawn', '-w', '-S', String(stack), ...flags, '--', '/usr/bin/htrue'])
+            const ending = parseEnding(r.stdout)
+            const err = text(r.stderr)
+            // The floor: where the arguments leave a few KiB of the stack, the loader exec'd with the
+            // shim's argv dies by itself too (the kernel started it; nothing can run there).
+            // The shim does no worse than that.
+            const floor = () => parseEnding(inContainer(mode, ['/usr/bin/xspawn', '-w', '-S', String(stack), ...flags, '--', ...(plan.argv as string[])]).stdout)
+            const how =
+              'exit' in ending && ending.exit === 0 && err === ''
+                ? 'ran'
+                : 'exit' in ending && ending.exit === 126 && err === shimE2big
+                  ? 'shim E2BIG'
+                  : 'exit' in ending && ending.exit === 200 && err === 'xspawn: execve: Argument list too long\n'
+                    ? 'caller E2BIG'
+                    : 'signal' in ending && err === '' && JSON.stringify(floor()) === JSON.stringify(ending)
+                      ? 'loader died as when run directly'
+                      : `${JSON.stringify(ending)} ${JSON.stringify(err.slice(0, 300))}`
+            tally.set(how, (tally.get(how) ?? 0) + 1)
+            t.ok(['ran', 'shim E2BIG', 'caller E2BIG', 'loader died as when run directly'].includes(how), `stack ${stack >> 10} KiB, ${what} filling ${share} of ${limit >> 10} KiB: ${how}`)
+          }
+        }
+      }
+      t.comment([...tally].map(([k, n]) => `${n} ${k}`).join(', '))
+      t.ok((tally.get('ran') ?? 0) >= 20, 'most of them run')
+    })
   })
 }
 

@@ -16,7 +16,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ARCHES, type Arch, type ArchName } from '../../launcher/arch.js'
 import { shimConfigOf, validateConfig, type ShimConfig } from '../../launcher/config.js'
-import { planShim, readElf, type HostErr, type HostFile, type HostStat, type HostView } from '../../launcher/plan.js'
+import { constants } from 'node:os'
+import { isHostErr, planShim, readElf, resolveInRoot, type HostErr, type HostFile, type HostStat, type HostView } from '../../launcher/plan.js'
 import { renderShim } from '../../shim/template.js'
 import {
   EM_386,
@@ -187,6 +188,16 @@ export const RESOLVE_SEEDS: readonly ResolveSeed[] = [
   },
   // Files in the middle, fifos, odd names.
   { entries: [file('a'), { kind: 'fifo', parent: 0, name: 'b' }, dir('x y'), dir('c:d'), dir('.hid')], paths: ['/a/b', '/b/', '/x y/../c:d', '/.hid/.'] },
+  // Paths that end in a link to "." or "..", directly or through a chain: the directory, re-stat'ed.
+  {
+    entries: [dir('usr'), dir('lib', 1), link('self', '.', 2), link('l', '..', 2), link('c', 'self', 2), link('a', '/usr/lib/c')],
+    paths: ['/usr/lib/self', '/usr/lib/l', '/a', '/usr/lib/c/l/lib/self'],
+  },
+  // Empty link text (0x01 reads back empty): relative, like ".", even right after an absolute link.
+  {
+    entries: [dir('usr'), dir('lib', 1), link('b', '\x01', 2), link('a', '/usr/lib'), file('ld.so', 2)],
+    paths: ['/a/b', '/a/b/ld.so', '/a/b/..', '/usr/lib/b/b/b'],
+  },
   // The root at PATH_MAX: every name is too long, the root itself just fits (or not).
   { padBelowMax: 0, entries: [dir('a')], paths: ['/', '', '/a', '/a/..'] },
   { padBelowMax: 1, entries: [dir('a')], paths: ['/', '/..', 'a'] },
@@ -549,4 +560,120 @@ export function modelReadElfVerdict(arch: Arch, bytes: Buffer): string {
   const plan = planShim({ ...FUZZ_CONFIG, target: '/t' }, arch, loaderView(arch, bytes), { mode: 'container', argv: ['x'] })
   const argv0 = plan.ok && plan.argv.includes('--argv0')
   return argv0 ? `${head} argv0` : head
+}
+
+// ---------------------------------------------------------------------------
+// Replay of the resolve harness: the C's results next to resolveInRoot()'s.
+
+/** test/fuzz/resolve.c's reading of an input: the tree it makes and the paths it resolves. */
+export function decodeResolveInput(bytes: Buffer): { entries: Map<string, { kind: 'dir' | 'file' | 'symlink' | 'other'; text?: string }>; paths: string[] } {
+  let at = 0
+  const byte = () => (at < bytes.length ? (bytes[at++] as number) : -1)
+  const string = (): string | null => {
+    const len = byte()
+    const rep = byte()
+    if (len < 0 || rep < 0 || bytes.length - at < len) return null
+    const part = Buffer.from(bytes.subarray(at, at + len)).map((b) => (b === 0 ? 0x2f : b))
+    at += len
+    return Buffer.from(part).toString('latin1').repeat((rep % 32) + 1)
+  }
+  const entries = new Map<string, { kind: 'dir' | 'file' | 'symlink' | 'other'; text?: string }>()
+  const dirs = ['']
+  byte()
+  const count = byte()
+  const paths: string[] = []
+  let stop = false
+  for (let i = 0; i < (count < 0 ? 0 : count % 16); i++) {
+    const kind = byte()
+    const parent = byte()
+    const name = byte()
+    if (name < 0) break
+    const path = `${dirs[parent % dirs.length]}/${RESOLVE_NAMES[name % 16]}`
+    const free = !entries.has(path)
+    switch (kind % 4) {
+      case 0:
+        if (free) {
+          entries.set(path, { kind: 'dir' })
+          dirs.push(path)
+        }
+        break
+      case 1:
+        if (free) entries.set(path, { kind: 'file' })
+        break
+      case 2: {
+        const text = string()
+        // resolve.c: "goto walk", and the paths are read from where this string stopped.
+        if (text === null) stop = true
+        else if (free && text !== '') entries.set(path, { kind: 'symlink', text })
+        break
+      }
+      default:
+        if (free) entries.set(path, { kind: 'other' })
+    }
+    if (stop) break
+  }
+  for (let i = 0; i < 4; i++) {
+    const text = string()
+    if (text === null) break
+    paths.push(text)
+  }
+  return { entries, paths }
+}
+
+/** The tree of a resolve input as a HostView (lstat, stat, readlink: all resolveInRoot asks). */
+function resolveInputView(entries: ReturnType<typeof decodeResolveInput>['entries']): HostView {
+  const st = (kind: HostStat['kind']): HostStat => ({ kind, size: 0, dev: 1n, ino: 1n })
+  const lookup = (path: string): HostStat | HostErr => {
+    if (path === '/' || path === '') return st('dir')
+    if (path.split('/').some((c) => c.length > 255)) return { errno: 'ENAMETOOLONG' }
+    const e = entries.get(path)
+    return e ? st(e.kind) : { errno: 'ENOENT' }
+  }
+  return {
+    lstat: lookup,
+    stat: lookup,
+    readlink: (path) => {
+      const e = entries.get(path)
+      if (!e || e.kind !== 'symlink') return { errno: 'EINVAL' }
+      // resolve.c's readlinkat(): the one byte 0x01 reads back as an empty text.
+      return e.text === '\x01' ? '' : (e.text as string)
+    },
+    executable: () => false,
+    open: () => ({ errno: 'ENOENT' }),
+    readdir: () => ({ errno: 'ENOENT' }),
+  }
+}
+
+/** The model's line for one path of an input, in resolve.c's log format (after the key and index). */
+export function modelResolveLine(bytes: Buffer, index: number, rootLength: number): string {
+  const { entries, paths } = decodeResolveInput(bytes)
+  const path = paths[index]
+  if (path === undefined) return 'no such path'
+  const r = resolveInRoot(resolveInputView(entries), 'r'.repeat(rootLength), path)
+  if (isHostErr(r)) return `${rootLength} err ${constants.errno[r.errno]}`
+  return `${rootLength} ok ${Buffer.from(r.path, 'latin1').toString('hex')} ${r.stat.kind}`
+}
+
+/** What resolve.c logs for `files` (HOSTSHIM_FUZZ_LOG): by inputKey, then by path index, "ROOTLEN ok|err ...". */
+export function replayResolve(binary: string, files: readonly string[], log: string, scratch: string): Map<string, Map<number, string>> {
+  for (let i = 0; i < files.length; i += 500) {
+    const r = spawnSync(binary, files.slice(i, i + 500), {
+      env: { ...process.env, HOSTSHIM_FUZZ_LOG: log, HOSTSHIM_FUZZ_DIR: scratch },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      maxBuffer: 256 << 20,
+    })
+    if (r.status !== 0) throw new Error(`replay failed (${r.status ?? r.signal}): ${r.stderr.toString('latin1').slice(-4000)}`)
+  }
+  const results = new Map<string, Map<number, string>>()
+  for (const line of readFileSync(log, 'latin1').split('\n').filter(Boolean)) {
+    const m = /^(\d+ [0-9a-f]{16}) (\d+) (.*)$/.exec(line)
+    if (!m) throw new Error(`not a replay line: ${JSON.stringify(line)}`)
+    const [, key, index, result] = m as unknown as [string, string, string, string]
+    const paths = results.get(key) ?? new Map<number, string>()
+    const seen = paths.get(Number(index))
+    if (seen !== undefined && seen !== result) throw new Error(`${key} path ${index}: two results, ${seen} and ${result}`)
+    paths.set(Number(index), result)
+    results.set(key, paths)
+  }
+  return results
 }

@@ -73,7 +73,7 @@ export function describeEntry(entry: TreeEntry): string {
   return `${head}${entry.mode === undefined ? '' : ` mode ${entry.mode.toString(8)}`}`
 }
 
-const LOADER_KINDS = ['fake', 'fake', 'fake', 'fake', 'fake-old', 'missing', 'dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'loop', 'chain'] as const
+const LOADER_KINDS = ['fake', 'fake', 'fake', 'fake', 'fake-old', 'missing', 'dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'loop', 'chain', 'dot-link'] as const
 const TARGET_KINDS = ['dynamic', 'dynamic', 'dynamic', 'dynamic', 'toolbx', 'static', 'other-interp', 'broken', 'missing'] as const
 const BROKEN_TARGETS = ['dir', 'mode-0644', 'not-elf', 'foreign', 'truncated', 'no-nul', 'empty-interp'] as const
 
@@ -111,6 +111,23 @@ export function randomTree(seed: number, real: RealFiles, pin: TreePin = {}): Ra
   const dir = (path: string) => {
     put(path, { dir: true })
     dirs.push(path)
+  }
+  // A link that names a directory as a path's last component: to "." or "..",
+  // directly or through a chain of links (relative or absolute) that ends in one.
+  const dotLinks: string[] = []
+  const dotLink = (path: string) => {
+    const parent = path.slice(0, path.lastIndexOf('/'))
+    const last = rng.pick(['.', '..', '../.', './..'])
+    const hops = rng.pick([0, 0, 1, 2, 3])
+    let at = path
+    for (let i = 1; i <= hops; i++) {
+      const next = `${parent}/.dot${i}`
+      put(at, { link: rng.chance(0.5) ? next : next.slice(parent.length + 1) })
+      at = next
+    }
+    put(at, { link: last })
+    dotLinks.push(path)
+    note(`${path}: link to ${JSON.stringify(last)}${hops ? ` after ${hops} more` : ''}`)
   }
 
   // 1. The layout: where the loader and the libraries are, and the links to them.
@@ -183,6 +200,9 @@ export function randomTree(seed: number, real: RealFiles, pin: TreePin = {}): Ra
     case 'loop':
       put(loaderAt, { link: rng.pick([loaderAt.slice(loaderAt.lastIndexOf('/') + 1), LD, '/lib64/../lib64/ld-linux-x86-64.so.2']) })
       break
+    case 'dot-link':
+      dotLink(loaderAt)
+      break
     case 'chain': {
       // Around the kernel's 40: the whole resolution counts, the layout's own links too.
       const n = 34 + rng.int(10)
@@ -238,11 +258,12 @@ export function randomTree(seed: number, real: RealFiles, pin: TreePin = {}): Ra
       break
     }
   }
-  const via = pinned(rng.pick(['file', 'file', 'relative-link', 'absolute-link', 'dir-link'] as const), pin.via)
+  const via = pinned(rng.pick(['file', 'file', 'relative-link', 'absolute-link', 'dir-link', 'dot-link'] as const), pin.via)
   note(`target ${targetKind} at ${target} (${via})`)
   // A missing target: nothing at the end of the path (a link to it dangles).
   const putContent = (path: string) => content !== null && put(path, content)
   if (via === 'file') putContent(target)
+  else if (via === 'dot-link') dotLink(target)
   else if (via === 'relative-link') {
     put(target, { link: target.startsWith('/usr/bin/') ? '../../opt/tb/bin/real' : '../../../opt/tb/bin/real' })
     putContent('/opt/tb/bin/real')
@@ -259,6 +280,10 @@ export function randomTree(seed: number, real: RealFiles, pin: TreePin = {}): Ra
   // 4. Library directories, some odd.
   for (const d of ['/usr/local/lib', '/opt/vendor/lib', '/usr/lib/extra', '/opt/c:d', '/opt/$ORIGIN', '/opt/semi;colon', '/opt/sp ace', '/usr/lib64/dyninst']) {
     if (rng.chance(0.35)) dir(d)
+  }
+  // The shims' -L dirs (test/integration/differential.test.ts), and others: links to a directory.
+  for (const d of ['/opt/vendor/lib', '/usr/lib/extra', '/usr/local/lib/self']) {
+    if (rng.chance(0.25)) dotLink(d)
   }
   if (rng.chance(0.2)) put('/opt/file-not-dir', { file: 'x', mode: 0o644 })
   if (rng.chance(0.2)) put('/opt/dirlink', { link: rng.pick(['/usr/local/lib', '../usr', '/opt/missing', 'dirlink']) })
@@ -291,7 +316,7 @@ export function randomTree(seed: number, real: RealFiles, pin: TreePin = {}): Ra
       case 9:
         return `${d}/../${d.split('/').pop() ?? ''}`
       case 10:
-        return '/usr/lib\n/usr/lib\n/usr/lib/'
+        return rng.chance(0.5) ? '/usr/lib\n/usr/lib\n/usr/lib/' : dotLinks.length > 0 ? rng.pick(dotLinks) : '/usr/local/lib/self'
       default:
         return `/opt/vendor/lib # shim A's libDir, maybe twice`
     }

@@ -84,6 +84,8 @@ const LOADER_FIRST_CALL = 'brk'
 /** `rel` as the kernel takes it relative to a directory fd whose path (strace -y) is `dir`. */
 function joinAt(dir: string | undefined, rel: string): string {
   if (dir === undefined || rel.startsWith('/')) return rel
+  // AT_EMPTY_PATH: the fd's own file (the shim's faccessat2 and execveat of what it opened).
+  if (rel === '') return dir
   return rel === '.' ? dir : `${dir}/${rel}`
 }
 
@@ -108,10 +110,12 @@ export function shimCalls(trace: string, shimPath: string, mode: ShimMode = 'exe
   const start = parsed.findIndex((c) => c.call === 'execve' && c.path === shimPath)
   if (start < 0) return undefined
   const rest = parsed.slice(start + 1)
-  const next = rest.findIndex((c) => c.call === 'execve' || (mode === 'chainload' && c.call === LOADER_FIRST_CALL))
+  // The shim execs the file it checked: execveat(fd, "", AT_EMPTY_PATH), the fd's path.
+  const isExec = (c: FileCall) => c.call === 'execve' || c.call === 'execveat'
+  const next = rest.findIndex((c) => isExec(c) || (mode === 'chainload' && c.call === LOADER_FIRST_CALL))
   if (next < 0) return { calls: rest }
   const end = rest[next] as FileCall
-  if (end.call === 'execve') return { calls: rest.slice(0, next + 1), execPath: end.path }
+  if (isExec(end)) return { calls: rest.slice(0, next + 1), execPath: end.path }
   const calls = rest.slice(0, next).filter((c) => c.call !== 'mmap')
   const mapped = rest.slice(0, next).find((c) => c.call === 'mmap')
   return mapped === undefined ? { calls } : { calls, entered: mapped.path }

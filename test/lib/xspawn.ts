@@ -3,7 +3,7 @@
 // signals, with arguments of exact sizes built in memory, and that reports
 // how its child ended (exit N or signal N) without the 128 + N ambiguity.
 //
-//   xspawn [-w] [-0] [-b SIG]... [-i SIG]... [-A LEN]... [-P TOTAL] -- PATH [ARG...]
+//   xspawn [-w] [-0] [-b SIG]... [-i SIG]... [-A LEN]... [-P TOTAL] [-N COUNT] [-E COUNT:LEN] [-S BYTES] -- PATH [ARG...]
 //
 //   -w        fork, run PATH in the child, wait; print "exit N" or "signal N"
 //             on stdout (core dumps off). Without -w: execve in place.
@@ -12,6 +12,9 @@
 //   -i SIG    ignore signal number SIG first (SIG_IGN survives execve)
 //   -A LEN    append an argument of LEN bytes ("a"...)
 //   -P TOTAL  append arguments of at most 100000 bytes each, TOTAL bytes in all
+//   -N COUNT  append COUNT one-byte arguments ("a")
+//   -E COUNT:LEN  add COUNT environment variables "E<n>=aaa..." of LEN bytes each
+//   -S BYTES  set the stack's soft rlimit to BYTES first (the hard one stays)
 //
 // When execve itself fails: "xspawn: execve: STRERROR" on stderr, exit 200.
 // Runs in a busybox root: it needs no libc at run time.
@@ -45,8 +48,9 @@ static char *filled(size_t n)
 
 int main(int argc, char **argv)
 {
-	char **args = calloc((size_t)argc + 4096, sizeof(char *));
+	char **args, **env = environ;
 	int wait_for = 0, no_argv = 0, i = 1, n = 0;
+	unsigned long ones = 0, env_count = 0, env_len = 0;
 	const char *path;
 	sigset_t block;
 	pid_t pid;
@@ -63,6 +67,21 @@ int main(int argc, char **argv)
 			signal(atoi(argv[++i]), SIG_IGN);
 		else if ((!strcmp(argv[i], "-A") || !strcmp(argv[i], "-P")) && i + 1 < argc)
 			i++;
+		else if (!strcmp(argv[i], "-N") && i + 1 < argc)
+			ones = strtoul(argv[++i], 0, 10);
+		else if (!strcmp(argv[i], "-E") && i + 1 < argc && strchr(argv[i + 1], ':')) {
+			env_count = strtoul(argv[++i], 0, 10);
+			env_len = strtoul(strchr(argv[i], ':') + 1, 0, 10);
+		} else if (!strcmp(argv[i], "-S") && i + 1 < argc) {
+			struct rlimit rl;
+
+			getrlimit(RLIMIT_STACK, &rl);
+			rl.rlim_cur = strtoul(argv[++i], 0, 10);
+			if (setrlimit(RLIMIT_STACK, &rl) < 0) {
+				perror("xspawn: setrlimit");
+				return 2;
+			}
+		}
 		else {
 			fprintf(stderr, "xspawn: unknown option %s\\n", argv[i]);
 			return 2;
@@ -73,6 +92,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	path = argv[i + 1];
+	args = calloc((size_t)argc + 4096 + ones, sizeof(char *));
+	if (!args)
+		return 201;
 	for (int k = i + 1; k < argc; k++)
 		args[n++] = argv[k];
 	for (int k = 1; k < i; k++) {
@@ -85,10 +107,30 @@ int main(int argc, char **argv)
 				args[n++] = filled(piece);
 				left -= piece;
 			}
-		else if (!strcmp(argv[k], "-b") || !strcmp(argv[k], "-i"))
+		else if (!strcmp(argv[k], "-b") || !strcmp(argv[k], "-i") || !strcmp(argv[k], "-N") || !strcmp(argv[k], "-E") ||
+			 !strcmp(argv[k], "-S"))
 			k++;
 	}
+	for (unsigned long k = 0; k < ones; k++)
+		args[n++] = "a";
 	args[n] = 0;
+	if (env_count) {
+		size_t have = 0;
+
+		while (environ[have])
+			have++;
+		env = calloc(have + env_count + 1, sizeof(char *));
+		if (!env)
+			return 201;
+		memcpy(env, environ, have * sizeof(char *));
+		for (unsigned long k = 0; k < env_count; k++) {
+			char *v = filled(env_len + 24);
+
+			snprintf(v, 24, "E%lu=", k);
+			memmove(v + strlen(v), v + 24, env_len + 1);
+			env[have + k] = v;
+		}
+	}
 	sigprocmask(SIG_BLOCK, &block, 0);
 	if (wait_for) {
 		struct rlimit none = { 0, 0 };
@@ -114,7 +156,7 @@ int main(int argc, char **argv)
 
 		execve(path, none, environ);
 	} else {
-		execve(path, args, environ);
+		execve(path, args, env);
 	}
 	fprintf(stderr, "xspawn: execve: %s\\n", strerror(errno));
 	return 200;
