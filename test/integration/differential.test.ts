@@ -51,6 +51,9 @@ const PINNED: readonly { pin: TreePin; kind: string }[] = [
   { pin: { target: 'broken', broken: 'foreign', via: 'file' }, kind: 'container: wrongArch ENOEXEC' },
   { pin: { loader: 'missing', target: 'dynamic' }, kind: 'container: loaderMissing ENOENT' },
   { pin: { loader: 'not-elf', target: 'dynamic' }, kind: 'container: loaderBad ENOEXEC' },
+  // Paths that end in a link to "." or "..": the directory, as the shim re-stats it.
+  { pin: { target: 'dynamic', via: 'dot-link' }, kind: 'container: targetBad EISDIR' },
+  { pin: { loader: 'dot-link', target: 'dynamic', via: 'file' }, kind: 'container: loaderBad EISDIR' },
 ]
 t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * TREES * 2000)
 

@@ -87,8 +87,11 @@ export interface TreePin {
   readonly loader?: (typeof LOADER_KINDS)[number]
   readonly target?: (typeof TARGET_KINDS)[number]
   readonly broken?: (typeof BROKEN_TARGETS)[number]
-  /** 'file': the target itself, not a link to it (a dangling link is another kind of missing) */
-  readonly via?: 'file'
+  /**
+   * 'file': the target itself, not a link to it (a dangling link is another kind of missing);
+   * 'dot-link': a link to "." or ".." (maybe through others), so a directory
+   */
+  readonly via?: 'file' | 'dot-link'
   readonly hostMode?: boolean
 }
 
