@@ -46,11 +46,11 @@ t.comment(`seed ${SEED} (${SEED_HOW}), ${TREES} trees`)
 const PINNED: readonly { pin: TreePin; kind: string }[] = [
   { pin: { loader: 'fake', target: 'dynamic', via: 'file', hostMode: true }, kind: 'container: via the loader' },
   { pin: { target: 'static', via: 'file', hostMode: true }, kind: 'container: direct exec' },
-  { pin: { target: 'missing' }, kind: 'container: targetMissing ENOENT' },
+  { pin: { target: 'missing', via: 'file' }, kind: 'container: targetMissing ENOENT' },
   { pin: { target: 'broken', broken: 'not-elf', via: 'file' }, kind: 'container: targetBad ENOEXEC' },
   { pin: { target: 'broken', broken: 'foreign', via: 'file' }, kind: 'container: wrongArch ENOEXEC' },
-  { pin: { loader: 'missing', target: 'dynamic' }, kind: 'container: loaderMissing ENOENT' },
-  { pin: { loader: 'not-elf', target: 'dynamic' }, kind: 'container: loaderBad ENOEXEC' },
+  { pin: { loader: 'missing', target: 'dynamic', via: 'file' }, kind: 'container: loaderMissing ENOENT' },
+  { pin: { loader: 'not-elf', target: 'dynamic', via: 'file' }, kind: 'container: loaderBad ENOEXEC' },
   // Paths that end in a link to "." or "..": the directory, as the shim re-stats it.
   { pin: { target: 'dynamic', via: 'dot-link' }, kind: 'container: targetBad EISDIR' },
   { pin: { loader: 'dot-link', target: 'dynamic', via: 'file' }, kind: 'container: loaderBad EISDIR' },
@@ -69,8 +69,9 @@ type Shims = Record<ShimChoice, { path: string; config: ShimConfig }>
 const shims = {} as Record<ShimMode, Shims>
 for (const mode of MODES) {
   shims[mode] = {
-    toolbox: { path: await buildShim(FIELDS.toolbox, mode), config: shimConfig(FIELDS.toolbox) },
-    tb: { path: await buildShim(FIELDS.tb, mode), config: shimConfig(FIELDS.tb) },
+    // The model is told the mode too: its debug line says "chainload" or "exec" as the shim does.
+    toolbox: { path: await buildShim(FIELDS.toolbox, mode), config: shimConfig({ ...FIELDS.toolbox, mode }) },
+    tb: { path: await buildShim(FIELDS.tb, mode), config: shimConfig({ ...FIELDS.tb, mode }) },
   }
 }
 const busyboxIno = statSync(real.busybox).ino
@@ -205,7 +206,7 @@ for (const mode of MODES) {
     t.test('the real host, seen from a container, for a few real programs', async (t) => {
       for (const target of ['/usr/bin/env', '/bin/true', '/usr/bin/id', '/bin/busybox']) {
         const fields: ShimFields = { name: 'real', target, libDirs: ['/usr/local/lib'] }
-        const config = shimConfig(fields)
+        const config = shimConfig({ ...fields, mode })
         const plan = planTree(config, '/', ['/usr/bin/real', '--version'], 'container')
         const run = runShim({ root, tree: '/', shim: await buildShim(fields, mode), at: '/usr/bin/real', argv: ['/usr/bin/real', '--version'] })
         const debug = expectedOutput(config, plan, true).stderr
