@@ -36,6 +36,12 @@ export interface ShimConfig {
    * For shims that live only in images. Absent means false.
    */
   readonly requireHostRoot?: boolean
+  /**
+   * Keep the computed plan in $XDG_RUNTIME_DIR/hostshim/ and reuse it while
+   * its witnesses hold (shim/README.md, section 10). Absent means on;
+   * shimConfigOf() carries it only when false.
+   */
+  readonly planCache?: boolean
 }
 
 export type ShimMode = 'exec' | 'chainload'
@@ -60,6 +66,7 @@ export interface RawConfig {
   env?: unknown
   mode?: unknown
   requireHostRoot?: unknown
+  planCache?: unknown
   output?: unknown
   outDir?: unknown
 }
@@ -75,6 +82,7 @@ export const CONFIG_FIELDS = [
   'env',
   'mode',
   'requireHostRoot',
+  'planCache',
   'output',
   'outDir',
 ] as const satisfies readonly (keyof RawConfig)[]
@@ -85,6 +93,7 @@ export const DEFAULTS = {
   argv0: true,
   /** where the architecture has it (shim/chainload.ts); elsewhere the shim execs */
   mode: 'chainload',
+  planCache: true,
 } as const satisfies { mode: ShimMode } & Record<string, unknown>
 
 /** PATH_MAX less the NUL: the longest path the shim can hold. */
@@ -224,6 +233,7 @@ export function validateConfig(raw: RawConfig): BuildConfig {
     arch: parseArchList('arch', raw.arch),
     mode: raw.mode === undefined ? DEFAULTS.mode : checkMode(raw.mode),
     ...(checkBool('requireHostRoot', raw.requireHostRoot, false) ? { requireHostRoot: true } : {}),
+    planCache: checkBool('planCache', raw.planCache, DEFAULTS.planCache),
     ...(raw.output === undefined ? {} : { output: checkText('output', raw.output) }),
     ...(raw.outDir === undefined ? {} : { outDir: checkText('outDir', raw.outDir) }),
   }
@@ -232,12 +242,12 @@ export function validateConfig(raw: RawConfig): BuildConfig {
 
 /**
  * The part of a config that is baked into the shim, in a fixed key order.
- * `mode` appears only when it is 'chainload', and `requireHostRoot` only when
- * true, so that other configs (and their config hashes) stay what they were
- * before the fields existed.
+ * `mode` appears only when it is 'chainload', `requireHostRoot` only when
+ * true and `planCache` only when false, so that other configs (and their
+ * config hashes) stay what they were before the fields existed.
  */
 export function shimConfigOf(config: ShimConfig): ShimConfig {
-  const { name, target, hostRoot, libDirs, argv0, debugEnv, env, mode, requireHostRoot } = config
+  const { name, target, hostRoot, libDirs, argv0, debugEnv, env, mode, requireHostRoot, planCache } = config
   return {
     name,
     target,
@@ -248,5 +258,6 @@ export function shimConfigOf(config: ShimConfig): ShimConfig {
     env,
     ...(mode === 'chainload' ? { mode } : {}),
     ...(requireHostRoot === true ? { requireHostRoot } : {}),
+    ...(planCache === false ? { planCache } : {}),
   }
 }

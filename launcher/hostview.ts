@@ -13,7 +13,7 @@ function failure(error: unknown): HostErr {
 
 function toStat(st: fs.BigIntStats): HostStat {
   const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'
-  return { kind, size: Number(st.size), dev: st.dev, ino: st.ino }
+  return { kind, size: Number(st.size), dev: st.dev, ino: st.ino, mode: Number(st.mode), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
 }
 
 /**

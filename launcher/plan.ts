@@ -107,6 +107,43 @@ export const LIMITS = {
 
 export type Mode = 'container' | 'host'
 
+/** The plan cache's file (shim/plancache.ts writes it, parsePlanCache() reads it). */
+export const PLAN_FORMAT = {
+  magic: 'hsplan\x01\x02',
+  version: 1,
+  headBytes: 104,
+  witnessBytes: 56,
+  /** witnesses one plan may have; a computation that met more keeps no plan */
+  maxWitnesses: 64,
+  /** bytes of a plan file; a bigger plan is not kept */
+  maxBytes: 65536,
+  /** a witness changed less than this long before the computation began keeps the plan from being kept */
+  racySeconds: 2,
+  /** the directory under $XDG_RUNTIME_DIR, and the files' prefix in it */
+  dir: 'hostshim',
+  filePrefix: 'plan-',
+} as const
+
+/** Why the shim computed its plan: the debug line's "plan: computed (REASON)". */
+export const PLAN_REASONS = {
+  /** built with planCache: false */
+  off: 'cache off',
+  /** XDG_RUNTIME_DIR unset, relative or too long */
+  noRuntimeDir: 'no XDG_RUNTIME_DIR',
+  /** no $XDG_RUNTIME_DIR/hostshim, or no file for this key in it */
+  missing: 'no cache file',
+  /** the directory is not one only the caller's euid can write */
+  dirNotPrivate: 'cache dir not private',
+  /** the file is a link, not regular, or not only the caller's euid's */
+  fileNotPrivate: 'cache file not private',
+  /** the file could not be opened for another reason */
+  unreadable: 'cache file unreadable',
+  /** bad magic, version, length, checksum, key or contents */
+  invalid: 'invalid cache file',
+  /** "changed: FULLPATH": the first witness that no longer holds */
+  changed: 'changed',
+} as const
+
 // ---------------------------------------------------------------------------
 // The host view: the shim's system calls, asked of host paths.
 
@@ -120,6 +157,11 @@ export interface HostStat {
   readonly size: number
   readonly dev: bigint
   readonly ino: bigint
+  /** st_mode, type bits included; the plan cache's witnesses compare it (0 when a view does not say) */
+  readonly mode?: number
+  /** st_mtim and st_ctim in nanoseconds, for the plan cache's witnesses */
+  readonly mtimeNs?: bigint
+  readonly ctimeNs?: bigint
 }
 
 export interface HostFile {
@@ -620,6 +662,8 @@ class LibraryPath {
 export interface PlanRun {
   readonly ok: true
   readonly mode: Mode
+  /** the debug line's "plan:" value: "cached" or "computed (REASON)" */
+  readonly plan: string
   /** the loader's full path, null when the target is exec'd directly */
   readonly loader: string | null
   /** the --library-path value, null when the target is exec'd directly */
@@ -653,6 +697,11 @@ export interface PlanOptions {
   readonly env?: readonly string[]
   /** set-user-ID or AT_SECURE */
   readonly secure?: boolean
+  /**
+   * What the shim finds of its plan cache. Absent: an empty cache directory
+   * (or none, without XDG_RUNTIME_DIR in env), so the plan is computed.
+   */
+  readonly cache?: PlanCacheInput
 }
 
 export function exitCodeOf(errno: Errno): 126 | 127 {
@@ -693,10 +742,13 @@ export function planShim(config: ShimConfig, arch: Arch, view: HostView, opts: P
   const { mode } = opts
   const root = mode === 'container' ? hostString(config.hostRoot) : ''
   try {
-    const run = planRun(config, arch, view, root, opts)
+    if (opts.secure) throw new Bail('secure', hostString(config.target), 'EPERM')
+    const verdict = planCacheVerdict(config, arch, view, opts)
+    const run = verdict.cached ? cachedRun(verdict.cached, opts.argv.map(hostString)) : planRun(config, arch, view, root, opts)
     return {
       ok: true,
       mode,
+      plan: verdict.cached ? 'cached' : `computed (${verdict.reason})`,
       loader: run.loader === null ? null : jsString(run.loader),
       libraryPath: run.libraryPath === null ? null : jsString(run.libraryPath),
       exec: jsString(run.exec),
@@ -809,6 +861,7 @@ export function formatDebug(config: ShimConfig, plan: Plan): string {
   const entry = (key: string, value: string) => line(`${name}: ${key}: ${escapeDebug(value)}`)
   return [
     entry('mode', plan.mode),
+    entry('plan', plan.plan),
     entry('loader', plan.loader ?? '-'),
     entry('library-path', plan.loader === null ? '-' : (plan.libraryPath ?? '')),
     // What starts it: a chainload shim maps the loader in, no execve; the target alone is exec'd.
@@ -818,7 +871,7 @@ export function formatDebug(config: ShimConfig, plan: Plan): string {
 }
 
 export type PlanJson =
-  | { mode: Mode; loader: string | null; libraryPath: string | null; exec: string; argv: string[]; env?: string[] }
+  | { mode: Mode; plan: string; loader: string | null; libraryPath: string | null; exec: string; argv: string[]; env?: string[] }
   | { mode: Mode; exitCode: 126 | 127; errno: Errno; message: string }
 
 /** The plan as `hostshim plan` prints it (JSON.stringify the result). */
@@ -826,10 +879,255 @@ export function planToJson(plan: Plan): PlanJson {
   if (!plan.ok) return { mode: plan.mode, exitCode: plan.exitCode, errno: plan.errno, message: plan.message }
   return {
     mode: plan.mode,
+    plan: plan.plan,
     loader: plan.loader,
     libraryPath: plan.libraryPath,
     exec: plan.exec,
     argv: [...plan.argv],
     ...(plan.env === null ? {} : { env: [...plan.env] }),
   }
+}
+
+// ---------------------------------------------------------------------------
+// 10. The plan cache: the shim's plan_load(), in TypeScript.
+
+/** Linux's numbers for the errnos a witness can carry (the same on every architecture hostshim builds for). */
+export const ERRNO_NUMBERS: Readonly<Record<Errno, number>> = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  ENOEXEC: 8,
+  EBADF: 9,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ETXTBSY: 26,
+  EFBIG: 27,
+  ENAMETOOLONG: 36,
+  ELOOP: 40,
+  EOVERFLOW: 75,
+  ESTALE: 116,
+}
+
+/** What one lstat() (stat() when follow) of a full path gave when the plan was kept. */
+export interface PlanWitness {
+  readonly path: string
+  readonly follow: boolean
+  /** 0, or the errno the call failed with */
+  readonly err: number
+  readonly dev: bigint
+  readonly ino: bigint
+  readonly size: bigint
+  readonly mtimeNs: bigint
+  readonly ctimeNs: bigint
+  readonly mode: number
+}
+
+/** A plan file's contents (host byte strings). */
+export interface PlanCacheFile {
+  readonly id: string
+  readonly container: boolean
+  readonly euid: number
+  readonly rootDev: bigint
+  readonly rootIno: bigint
+  readonly direct: boolean
+  readonly argv0: boolean
+  readonly loaderSize: bigint
+  readonly target: string
+  readonly loader: string
+  readonly libraryPath: string
+  readonly witnesses: readonly PlanWitness[]
+}
+
+/** FNV-1a, 64 bits, as the shim's fnv(). */
+export function fnv1a64(bytes: Uint8Array, h = 0xcbf29ce484222325n): bigint {
+  for (const b of bytes) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn
+  return h
+}
+
+function u64le(v: bigint): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64LE(BigInt.asUintN(64, v))
+  return b
+}
+
+/** The directory a shim keeps its plans in: $XDG_RUNTIME_DIR/hostshim, or null when XDG_RUNTIME_DIR is not usable. */
+export function planCacheDir(env: Readonly<Record<string, string | undefined>> | readonly string[]): string | null {
+  const xdg = Array.isArray(env)
+    ? (env as readonly string[]).find((e) => e.startsWith('XDG_RUNTIME_DIR='))?.slice('XDG_RUNTIME_DIR='.length)
+    : (env as Readonly<Record<string, string | undefined>>).XDG_RUNTIME_DIR
+  // The shim's bound: the whole file name must fit in PATH_MAX with room to spare.
+  if (xdg === undefined || !xdg.startsWith('/') || toHostBytes(xdg).length > LIMITS.pathBytes + 1 - 64) return null
+  return `${xdg}/${PLAN_FORMAT.dir}`
+}
+
+/** The file name (in planCacheDir) of the plan for this shim build and key. */
+export function planCacheFileName(id: string, container: boolean, euid: number, rootDev: bigint, rootIno: bigint): string {
+  let h = fnv1a64(Buffer.from(id, 'latin1'))
+  for (const v of [container ? 1n : 0n, BigInt(euid), rootDev, rootIno]) h = fnv1a64(u64le(v), h)
+  return `${PLAN_FORMAT.filePrefix}${h.toString(16).padStart(16, '0')}`
+}
+
+/** Parse a plan file for `arch` (its byte order); null when the shim would find it invalid (the key aside). */
+export function parsePlanCache(bytes: Buffer, arch: Arch): PlanCacheFile | null {
+  const n = bytes.length
+  const { headBytes, witnessBytes } = PLAN_FORMAT
+  if (n < headBytes + 8 || n > PLAN_FORMAT.maxBytes || n % 8) return null
+  const le = arch.byteOrder === 1
+  const u32 = (at: number) => (le ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at))
+  const u64 = (at: number) => (le ? bytes.readBigUInt64LE(at) : bytes.readBigUInt64BE(at))
+  const end = n - 8
+  if (bytes.toString('latin1', 0, 8) !== PLAN_FORMAT.magic || u32(8) !== PLAN_FORMAT.version || u32(12) !== n) return null
+  if (fnv1a64(bytes.subarray(0, end)) !== u64(end)) return null
+  const nWit = u32(80)
+  const direct = u32(72)
+  const argv0 = u32(76)
+  const lens = [u32(84), u32(88), u32(92)] as const
+  if (nWit > PLAN_FORMAT.maxWitnesses || direct > 1 || argv0 > 1 || lens[0] > LIMITS.pathBytes || lens[1] > LIMITS.pathBytes) return null
+  if (direct && (lens[1] || lens[2] || argv0)) return null
+  let at = headBytes + nWit * witnessBytes
+  if (at > end) return null
+  const take = (len: number): string | null => {
+    if (len > end - at || end - at - len < 1 || bytes[at + len] !== 0) return null
+    const s = bytes.toString('latin1', at, at + len)
+    if (s.includes('\0')) return null
+    at += len + 1
+    return s
+  }
+  const target = take(lens[0])
+  const loader = target === null ? null : take(lens[1])
+  const libraryPath = loader === null ? null : take(lens[2])
+  if (target === null || loader === null || libraryPath === null || !target.startsWith('/') || (!direct && !loader.startsWith('/'))) return null
+  const witnesses: PlanWitness[] = []
+  for (let i = 0; i < nWit; i++) {
+    const w = headBytes + i * witnessBytes
+    const pathLen = u32(w + 52)
+    const follow = u32(w + 48)
+    if (pathLen > LIMITS.pathBytes || follow > 1) return null
+    const path = take(pathLen)
+    if (path === null) return null
+    witnesses.push({
+      path,
+      follow: follow === 1,
+      err: u32(w + 44),
+      dev: u64(w),
+      ino: u64(w + 8),
+      size: u64(w + 16),
+      mtimeNs: u64(w + 24),
+      ctimeNs: u64(w + 32),
+      mode: u32(w + 40),
+    })
+  }
+  if (((at + 7) & ~7) !== end || bytes.subarray(at, end).some((b) => b !== 0)) return null
+  return {
+    id: bytes.toString('latin1', 16, 48),
+    container: u32(48) === 1,
+    euid: u32(52),
+    rootDev: u64(56),
+    rootIno: u64(64),
+    direct: direct === 1,
+    argv0: argv0 === 1,
+    loaderSize: u64(96),
+    target,
+    loader,
+    libraryPath,
+    witnesses,
+  }
+}
+
+/** A file of the runtime directory as the shim's lstat()/open()+fstat() see it. */
+export interface RuntimeEntry {
+  readonly kind: 'file' | 'dir' | 'symlink' | 'other'
+  readonly uid: number
+  /** st_mode's permission bits */
+  readonly perm: number
+}
+
+/** The shim's view of its cache: the caller's runtime directory and its own identity. */
+export interface PlanCacheInput {
+  /** the shim build's plan id (shim/template.ts planCacheId) */
+  readonly id: string
+  readonly euid: number
+  /** device and inode of the root: HOST_ROOT in a container, "/" on the host */
+  readonly rootDev: bigint
+  readonly rootIno: bigint
+  /** lstat() of a path of the caller's (the runtime directory, the file) */
+  lstat(path: string): RuntimeEntry | HostErr
+  /** the file's bytes (at most maxBytes + 1) */
+  read(path: string): Buffer | HostErr
+}
+
+type CacheVerdict = { cached: PlanCacheFile; reason?: undefined } | { cached?: undefined; reason: string }
+
+/** Whether the shim uses its kept plan, and why not: plan_load(). */
+export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView, opts: PlanOptions): CacheVerdict {
+  if (config.planCache === false) return { reason: PLAN_REASONS.off }
+  const dir = planCacheDir(opts.env ?? [])
+  if (dir === null) return { reason: PLAN_REASONS.noRuntimeDir }
+  const input = opts.cache
+  if (input === undefined) return { reason: PLAN_REASONS.missing }
+  const private_ = (e: RuntimeEntry) => e.uid === input.euid && (e.perm & 0o22) === 0
+  const d = input.lstat(dir)
+  if (isHostErr(d)) return { reason: PLAN_REASONS.missing }
+  if (d.kind !== 'dir' || !private_(d)) return { reason: PLAN_REASONS.dirNotPrivate }
+  const container = opts.mode === 'container'
+  const file = `${dir}/${planCacheFileName(input.id, container, input.euid, input.rootDev, input.rootIno)}`
+  const f = input.lstat(file)
+  if (isHostErr(f)) return { reason: f.errno === 'ENOENT' ? PLAN_REASONS.missing : PLAN_REASONS.unreadable }
+  if (f.kind === 'symlink') return { reason: PLAN_REASONS.fileNotPrivate }
+  if (f.kind !== 'file' || !private_(f)) return { reason: PLAN_REASONS.fileNotPrivate }
+  const bytes = input.read(file)
+  if (isHostErr(bytes)) return { reason: PLAN_REASONS.unreadable }
+  const plan = parsePlanCache(bytes, arch)
+  if (
+    plan === null ||
+    plan.id !== input.id ||
+    plan.container !== container ||
+    plan.euid !== input.euid ||
+    plan.rootDev !== input.rootDev ||
+    plan.rootIno !== input.rootIno
+  ) {
+    return { reason: PLAN_REASONS.invalid }
+  }
+  const root = container ? hostString(config.hostRoot) : ''
+  for (const w of plan.witnesses) {
+    if (!witnessHolds(view, root, w)) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
+  }
+  return { cached: plan }
+}
+
+/** One witness against the view: the same call gives the same facts, or fails the same way. */
+function witnessHolds(view: HostView, root: string, w: PlanWitness): boolean {
+  // The shim names full paths; the view takes host paths below the root.
+  if (!w.path.startsWith(`${root}/`)) return false
+  const hostPath = w.path.slice(root.length).replace(/(?<=.)\/$/, '')
+  const st = w.follow ? view.stat(hostPath) : view.lstat(hostPath)
+  if (isHostErr(st)) return w.err === ERRNO_NUMBERS[st.errno]
+  return (
+    w.err === 0 &&
+    w.dev === st.dev &&
+    w.ino === st.ino &&
+    w.size === BigInt(st.size) &&
+    w.mtimeNs === (st.mtimeNs ?? 0n) &&
+    w.ctimeNs === (st.ctimeNs ?? 0n) &&
+    w.mode === (st.mode ?? 0)
+  )
+}
+
+/** The run a kept plan makes (section 7's argv, from the file's strings). */
+function cachedRun(plan: PlanCacheFile, argv: readonly string[]): RawRun {
+  if (plan.direct) return { loader: null, libraryPath: null, exec: plan.target, argv: [...argv] }
+  const args = [plan.loader]
+  if (plan.argv0 && argv.length > 0) args.push('--argv0', argv[0] as string)
+  args.push('--inhibit-cache', '--library-path', plan.libraryPath, plan.target, ...argv.slice(1))
+  return { loader: plan.loader, libraryPath: plan.libraryPath, exec: plan.loader, argv: args }
 }

@@ -113,8 +113,11 @@ function failed(p: Plan): PlanFailure {
   return p
 }
 
+/** Without XDG_RUNTIME_DIR the shim computes its plan, and says so. */
+const NO_CACHE = 'computed (no XDG_RUNTIME_DIR)'
+
 function okPlan(mode: 'container' | 'host', ld: string | null, lp: string | null, exec: string, argv: string[]) {
-  return { ok: true, mode, loader: ld, libraryPath: lp, exec, argv, env: null }
+  return { ok: true, mode, plan: NO_CACHE, loader: ld, libraryPath: lp, exec, argv, env: null }
 }
 
 function failPlan(what: keyof typeof FAILURES, path: string, errno: keyof typeof STRERROR, mode: 'container' | 'host' = 'container') {
@@ -164,6 +167,7 @@ t.test('Debian: the absolute /lib64 link is re-rooted, ld.so.conf.d is read in o
     formatDebug(config(), p),
     [
       'toolbox: mode: container',
+      `toolbox: plan: ${NO_CACHE}`,
       `toolbox: loader: ${ld}`,
       `toolbox: library-path: ${lp}`,
       `toolbox: exec: ${ld}`,
@@ -179,7 +183,7 @@ t.test('Debian: the absolute /lib64 link is re-rooted, ld.so.conf.d is read in o
       '',
     ].join('\n'),
   )
-  t.same(planToJson(p), { mode: 'container', loader: ld, libraryPath: lp, exec: ld, argv: viaLoader(ld, lp, '/run/host/usr/bin/toolbox') })
+  t.same(planToJson(p), { mode: 'container', plan: NO_CACHE, loader: ld, libraryPath: lp, exec: ld, argv: viaLoader(ld, lp, '/run/host/usr/bin/toolbox') })
 })
 
 t.test('Debian 12: usr-merged, /usr/lib64/ld-linux-x86-64.so.2 an absolute link', async (t) => {
@@ -276,7 +280,7 @@ t.test('Toolbx-built binaries: PT_INTERP under /run/host', async (t) => {
   const ld = '/usr/lib64/ld-linux-x86-64.so.2'
   const host = plan(root, {}, { mode: 'host' })
   t.same(host, okPlan('host', ld, lp, ld, viaLoader(ld, lp, '/usr/bin/toolbox')))
-  t.match(formatDebug(config(), host), /^toolbox: mode: host\ntoolbox: loader: \/usr\/lib64\/ld-linux-x86-64.so.2\n/)
+  t.match(formatDebug(config(), host), /^toolbox: mode: host\ntoolbox: plan: computed \(no XDG_RUNTIME_DIR\)\ntoolbox: loader: \/usr\/lib64\/ld-linux-x86-64.so.2\n/)
 
   // A plain binary on the host is exec'd directly, through its resolved path.
   t.same(plan(root, { target: '/bin/plain' }, { mode: 'host' }), okPlan('host', null, null, '/usr/bin/plain', ['toolbox', 'list', '-c']))
@@ -297,7 +301,7 @@ t.test('a static target is exec\'d directly', async (t) => {
   t.same(p, okPlan('container', null, null, '/run/host/usr/bin/toolbox', ['toolbox', 'list', '-c']))
   t.equal(
     formatDebug(config(), p),
-    'toolbox: mode: container\ntoolbox: loader: -\ntoolbox: library-path: -\ntoolbox: exec: /run/host/usr/bin/toolbox\n' +
+    'toolbox: mode: container\ntoolbox: plan: computed (no XDG_RUNTIME_DIR)\ntoolbox: loader: -\ntoolbox: library-path: -\ntoolbox: exec: /run/host/usr/bin/toolbox\n' +
       'toolbox: argv[0]: toolbox\ntoolbox: argv[1]: list\ntoolbox: argv[2]: -c\n',
   )
   t.same(plan(root, {}, { mode: 'host' }), okPlan('host', null, null, '/usr/bin/toolbox', ['toolbox', 'list', '-c']))
@@ -557,7 +561,7 @@ t.test('--argv0 only when configured, supported and there is an argv[0]', async 
   t.same(ran(plan(tree(true), {}, { argv: [] })).argv, [ld, '--inhibit-cache', '--library-path', lp, '/run/host/usr/bin/toolbox'])
   const direct = build(t.testdir(), { '/usr/bin/toolbox': exe() })
   t.same(plan(direct, {}, { argv: [] }), okPlan('container', null, null, '/run/host/usr/bin/toolbox', []))
-  t.equal(formatDebug(config(), plan(direct, {}, { argv: [] })).split('\n').length, 5)
+  t.equal(formatDebug(config(), plan(direct, {}, { argv: [] })).split('\n').length, 6)
 })
 
 // ---------------------------------------------------------------------------
@@ -744,7 +748,7 @@ t.test('debug escaping and bytes that are not UTF-8', async (t) => {
   t.same(toHostBytes(ran(p).exec), Buffer.from('/run/host/opt/\xff\n/toolbox', 'latin1'))
   t.equal(
     formatDebug(config(), p),
-    'toolbox: mode: container\ntoolbox: loader: -\ntoolbox: library-path: -\ntoolbox: exec: /run/host/opt/\\xff\\x0a/toolbox\n' +
+    'toolbox: mode: container\ntoolbox: plan: computed (no XDG_RUNTIME_DIR)\ntoolbox: loader: -\ntoolbox: library-path: -\ntoolbox: exec: /run/host/opt/\\xff\\x0a/toolbox\n' +
       'toolbox: argv[0]: tool\\x5cbox\ntoolbox: argv[1]: \\xc3\\xa9\n',
   )
   // Messages are not escaped: the shim writes the path's bytes as they are.
@@ -757,10 +761,10 @@ t.test('debug escaping and bytes that are not UTF-8', async (t) => {
 t.test('a stderr line is cut at 12287 bytes', async (t) => {
   const root = build(t.testdir(), { '/usr/bin/toolbox': exe() })
   const lines = formatDebug(config(), plan(root, {}, { argv: ['toolbox', '\n'.repeat(5000), 'a'.repeat(20000)] })).split('\n')
-  t.ok(lines[5] === `toolbox: argv[1]: ${'\\x0a'.repeat(3067)}\\`, 'cut inside an escape')
-  t.equal(lines[5]?.length, LIMITS.lineBytes)
-  t.ok(lines[6] === `toolbox: argv[2]: ${'a'.repeat(LIMITS.lineBytes - 18)}`, 'cut')
-  t.same(lines.slice(7), [''])
+  t.ok(lines[6] === `toolbox: argv[1]: ${'\\x0a'.repeat(3067)}\\`, 'cut inside an escape')
+  t.equal(lines[6]?.length, LIMITS.lineBytes)
+  t.ok(lines[7] === `toolbox: argv[2]: ${'a'.repeat(LIMITS.lineBytes - 18)}`, 'cut')
+  t.same(lines.slice(8), [''])
 })
 
 t.test('host bytes round trip', async (t) => {
@@ -805,7 +809,7 @@ t.test('environment: configured variables replace the caller\'s and go last', as
   const root = build(t.testdir(), { '/usr/bin/toolbox': exe() })
   const p = planShim(c, x86, nodeHostView(root), { mode: 'container', argv: ['toolbox'], env })
   t.same(ran(p).env, execEnvironment(c, env))
-  t.same(planToJson(p), { mode: 'container', loader: null, libraryPath: null, exec: '/run/host/usr/bin/toolbox', argv: ['toolbox'], env: execEnvironment(c, env) })
+  t.same(planToJson(p), { mode: 'container', plan: NO_CACHE, loader: null, libraryPath: null, exec: '/run/host/usr/bin/toolbox', argv: ['toolbox'], env: execEnvironment(c, env) })
 })
 
 t.test('the work budget bounds a hostile ld.so.conf, never the target or the loader', async (t) => {
@@ -954,7 +958,7 @@ t.test('errors only a view can inject, and odd corners', async (t) => {
   // An error that is not an errno is a bug, not a plan.
   t.throws(() => withView({ lstat: () => { throw new TypeError('boom') } }), TypeError)
   // The library path of a direct exec is "-" even if a caller builds such a plan by hand.
-  t.match(formatDebug(config(), { ok: true, mode: 'host', loader: '/ld', libraryPath: null, exec: '/ld', argv: [], env: null }), /library-path: \n/)
+  t.match(formatDebug(config(), { ok: true, mode: 'host', plan: 'computed (no XDG_RUNTIME_DIR)', loader: '/ld', libraryPath: null, exec: '/ld', argv: [], env: null }), /library-path: \n/)
 })
 
 t.test('a path that ends in a link to "." or "..": the directory it names, not the link', async (t) => {
