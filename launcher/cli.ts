@@ -43,13 +43,14 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** The options every command that builds a config accepts. */
 function configOptions(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, output, outDir)')
+    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, planCache, output, outDir)')
     .option('-n, --name <name>', 'program name, used in messages and file names')
     .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here)')
     .option('--host-root <dir>', 'where containers see the host\'s root', '/run/host')
     .option('-L, --lib-dir <dir>', 'extra host library directory (repeatable)', collect)
     .option('-a, --arch <list>', `architectures: ${ARCH_NAMES.join(', ')}, a comma list, or all`)
     .option('--no-argv0', 'never pass --argv0 to the host loader')
+    .option('--no-plan-cache', 'compute the plan on every launch instead of keeping it in $XDG_RUNTIME_DIR/hostshim')
     .option('--debug-env <name>', 'variable that turns on the shim\'s debug output', 'HOSTSHIM_DEBUG')
     .option('-e, --env <NAME=VALUE>', 'set a variable for the program (repeatable)', collect)
     .option('--require-host-root', 'for shims that live only in images: without the host root mounted, exit 127 naming it, never run the target as it is (host mode)')
@@ -233,13 +234,15 @@ ${examples([
       .requiredOption('-r, --root <dir>', 'a host tree (for example / or a debootstrapped directory)')
       .option('--host-mode', 'plan for the host itself (DIR is /, no host root mounted) instead of a container')
       .argument('[args...]', 'arguments the shim is called with (after --)')
-      .option('--arg0 <arg>', 'the shim\'s own argv[0] (default: the config\'s name)'),
+      .option('--arg0 <arg>', 'the shim\'s own argv[0] (default: the config\'s name)')
+      .option('--runtime-dir <dir>', 'the caller\'s XDG_RUNTIME_DIR: use a plan the shim kept there, as the shim would'),
   )
     .addHelpText('after', examples(['hostshim plan --root / -- --version', 'hostshim plan -c hostshim.json --root /srv/fedora-40 --arg0 toolbox -- list']))
     .action((args: string[], _opts, cmd: Command) => {
-      const opts = cmd.opts<{ root: string; hostMode?: boolean; arg0?: string }>()
-      const config = loadConfig(givenFlags(cmd, ['root', 'hostMode', 'arg0']), io.cwd)
-      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.hostMode ? 'host' : 'container', [opts.arg0 ?? config.name, ...args])
+      const opts = cmd.opts<{ root: string; hostMode?: boolean; arg0?: string; runtimeDir?: string }>()
+      const config = loadConfig(givenFlags(cmd, ['root', 'hostMode', 'arg0', 'runtimeDir']), io.cwd)
+      const runtimeDir = opts.runtimeDir === undefined ? undefined : resolve(io.cwd, opts.runtimeDir)
+      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.hostMode ? 'host' : 'container', [opts.arg0 ?? config.name, ...args], runtimeDir)
       io.stdout(json(plan))
     })
 

@@ -20,6 +20,7 @@ export interface ConfigFlags {
   env?: string[]
   mode?: string
   requireHostRoot?: boolean
+  planCache?: boolean
   output?: string
   outDir?: string
 }
@@ -124,6 +125,7 @@ export function loadRawConfig(flags: ConfigFlags, cwd = process.cwd()): RawConfi
     env: flags.env ? { ...(raw.env as Record<string, string> | undefined), ...parseEnvFlag(flags.env) } : undefined,
     mode: flags.mode,
     requireHostRoot: flags.requireHostRoot,
+    planCache: flags.planCache,
     output: flags.output,
     outDir: flags.outDir,
   }

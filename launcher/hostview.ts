@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs'
 import { resolve } from 'node:path'
-import { isErrno, type HostErr, type HostFile, type HostStat, type HostView, type Mode } from './plan.js'
+import { PLAN_FORMAT, isErrno, type HostErr, type HostFile, type HostStat, type HostView, type Mode, type RuntimeEntry } from './plan.js'
 
 function failure(error: unknown): HostErr {
   const code = (error as NodeJS.ErrnoException).code
@@ -114,5 +114,33 @@ export function detectMode(hostRoot: string): Mode {
     return here.isDirectory() && (here.dev !== top.dev || here.ino !== top.ino) ? 'container' : 'host'
   } catch {
     return 'host'
+  }
+}
+
+/** The caller's own files, for the plan cache's directory and file (PlanCacheInput). */
+export function nodeRuntimeFiles(): { lstat(path: string): RuntimeEntry | HostErr; read(path: string): Buffer | HostErr } {
+  return {
+    lstat(path) {
+      try {
+        const st = fs.lstatSync(path)
+        const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'
+        return { kind, uid: st.uid, perm: st.mode & 0o7777 }
+      } catch (error) {
+        return failure(error)
+      }
+    },
+    read(path) {
+      try {
+        const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
+        try {
+          const buf = Buffer.alloc(PLAN_FORMAT.maxBytes + 1)
+          return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0))
+        } finally {
+          fs.closeSync(fd)
+        }
+      } catch (error) {
+        return failure(error)
+      }
+    },
   }
 }

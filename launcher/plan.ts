@@ -1112,14 +1112,16 @@ function witnessHolds(view: HostView, root: string, w: PlanWitness): boolean {
   const hostPath = w.path.slice(root.length).replace(/(?<=.)\/$/, '')
   const st = w.follow ? view.stat(hostPath) : view.lstat(hostPath)
   if (isHostErr(st)) return w.err === ERRNO_NUMBERS[st.errno]
+  // A directory is its identity only: what is in it has witnesses of its own.
+  const dir = st.kind === 'dir'
   return (
     w.err === 0 &&
     w.dev === st.dev &&
     w.ino === st.ino &&
-    w.size === BigInt(st.size) &&
-    w.mtimeNs === (st.mtimeNs ?? 0n) &&
-    w.ctimeNs === (st.ctimeNs ?? 0n) &&
-    w.mode === (st.mode ?? 0)
+    w.mode === (st.mode ?? 0) &&
+    w.size === (dir ? 0n : BigInt(st.size)) &&
+    w.mtimeNs === (dir ? 0n : (st.mtimeNs ?? 0n)) &&
+    w.ctimeNs === (dir ? 0n : (st.ctimeNs ?? 0n))
   )
 }
 

@@ -92,14 +92,22 @@ static unsigned long long ns_of(const struct timespec *ts)
 	return (unsigned long long)ts->tv_sec * 1000000000ull + (unsigned long long)ts->tv_nsec;
 }
 
+/*
+ * A directory's identity is all a walk asks of it: replaced, or turned into
+ * a link, it is another inode or another type. What is in it changes with
+ * every file installed next to the one that matters, and the one that
+ * matters is a witness of its own.
+ */
 static void facts_of(struct plan_wit *w, const struct stat *st)
 {
 	w->dev = (unsigned long long)st->st_dev;
 	w->ino = (unsigned long long)st->st_ino;
+	w->mode = (unsigned int)st->st_mode;
+	if (S_ISDIR(st->st_mode))
+		return;
 	w->size = (unsigned long long)st->st_size;
 	w->mtime = ns_of(&st->st_mtim);
 	w->ctime = ns_of(&st->st_ctim);
-	w->mode = (unsigned int)st->st_mode;
 }
 
 /*

@@ -20,11 +20,23 @@
 // (PINNED below), so the mix the suite asserts (each kind of failure, runs
 // through the loader, static targets, host mode) holds for any seed.
 
-import { readFileSync, statSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { copyFileSync, cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, unlinkSync, readlinkSync, writeFileSync, existsSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import t from 'tap'
-import type { ShimConfig, ShimMode } from '../../launcher/config.js'
-import { readElf, toHostBytes, type Mode, type Plan } from '../../launcher/plan.js'
+import { shimConfigOf, type ShimConfig, type ShimMode } from '../../launcher/config.js'
+import {
+  PLAN_FORMAT,
+  parsePlanCache,
+  planCacheFileName,
+  planShim,
+  readElf,
+  toHostBytes,
+  type Mode,
+  type Plan,
+  type PlanCacheInput,
+} from '../../launcher/plan.js'
+import { nodeHostView, nodeRuntimeFiles } from '../../launcher/hostview.js'
+import { planCacheId } from '../../shim/template.js'
 import { ARCHES } from '../../launcher/arch.js'
 import { BWRAP, HOST_ROOT, assertNoStrayMounts, makeBusyboxRoot, runHost } from '../lib/container.js'
 import { memoryFile } from '../lib/fuzz.js'
@@ -55,7 +67,9 @@ const PINNED: readonly { pin: TreePin; kind: string }[] = [
   { pin: { target: 'dynamic', via: 'dot-link' }, kind: 'container: targetBad EISDIR' },
   { pin: { loader: 'dot-link', target: 'dynamic', via: 'file' }, kind: 'container: loaderBad EISDIR' },
 ]
-t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * TREES * 2000)
+/** Trees of the kept-plan rounds: each is run, mutated and run again. */
+const CACHE_TREES = Number(process.env.HOSTSHIM_DIFF_CACHE_TREES ?? 40)
+t.setTimeout(COMPILE_TIMEOUT_MS + MODES.length * (TREES + 4 * CACHE_TREES) * 2000)
 
 const scratch = await suiteScratch(t, 'differential')
 const real: RealFiles = copyRealFiles(join(scratch, 'real'))
@@ -213,6 +227,216 @@ for (const mode of MODES) {
         t.equal(run.stderr.subarray(0, debug.length).toString('latin1'), debug.toString('latin1'), `${target}: the debug lines are the model's`)
       }
     })
+  })
+}
+
+// ---------------------------------------------------------------------------
+// Kept plans (shim/README.md, section 10): run, mutate, run again.
+
+/** Where the runtime directory is bound in the container (XDG_RUNTIME_DIR). */
+const RT = '/tmp/rt'
+
+/**
+ * A mutation of a tree between the run that keeps the plan and the one that
+ * may use it. `keeps`: the kept plan must still be used after it (true), or
+ * must not (false). Each returns what it did, or null when the tree has
+ * nothing it applies to.
+ */
+interface Mutation {
+  readonly name: string
+  readonly keeps: boolean
+  apply(tree: string, plan: Plan & { ok: true }, file: Buffer): string | null
+}
+
+/** A file replaced by a copy of itself, as a package upgrade does: new inode, same bytes. */
+function replaceFile(path: string): void {
+  const tmp = `${path}.new`
+  copyFileSync(path, tmp)
+  renameSync(tmp, path)
+}
+
+/** The host path of a full path the shim printed (container mode). */
+const hostPathOf = (full: string) => full.slice(HOST_ROOT.length)
+
+function targetOf(plan: Plan & { ok: true }): string {
+  if (plan.loader === null) return plan.exec
+  return plan.argv[plan.argv.indexOf('--library-path') + 2] as string
+}
+
+const MUTATIONS: readonly Mutation[] = [
+  {
+    name: 'replace the target',
+    keeps: false,
+    apply: (tree, plan) => (replaceFile(join(tree, hostPathOf(targetOf(plan)))), targetOf(plan)),
+  },
+  {
+    name: 'swap the loader',
+    keeps: false,
+    apply: (tree, plan) => (plan.loader === null ? null : (replaceFile(join(tree, hostPathOf(plan.loader))), plan.loader)),
+  },
+  {
+    name: 'ldconfig rewrites ld.so.cache',
+    keeps: false,
+    apply: (tree) => (replaceFile(join(tree, 'etc/ld.so.cache')), '/etc/ld.so.cache'),
+  },
+  {
+    name: 'retarget a link on the way (same text, a new link)',
+    keeps: false,
+    apply: (tree, _plan, file) => {
+      const kept = parsePlanCache(file, ARCHES.x86_64)
+      const link = kept?.witnesses.find((w) => w.err === 0 && (w.mode & 0o170000) === 0o120000)
+      if (!link) return null
+      const at = join(tree, hostPathOf(link.path))
+      const text = readlinkSync(at)
+      unlinkSync(at)
+      symlinkSync(text, at)
+      return link.path
+    },
+  },
+  {
+    name: 'install a file next to the target',
+    keeps: true,
+    apply: (tree, plan) => {
+      const dir = dirname(join(tree, hostPathOf(targetOf(plan))))
+      writeFileSync(join(dir, 'unrelated-new-file'), 'x')
+      return dir
+    },
+  },
+  {
+    name: 'add an unrelated directory',
+    keeps: true,
+    apply: (tree) => (mkdirSync(join(tree, 'opt/unrelated'), { recursive: true }), '/opt/unrelated'),
+  },
+  {
+    name: 'read the target (atime only)',
+    keeps: true,
+    apply: (tree, plan) => (readFileSync(join(tree, hostPathOf(targetOf(plan)))), 'read'),
+  },
+]
+
+/** Give a tree the host's ld.so.cache, where its /etc is a real directory (never through a link). */
+function addLdCache(tree: string): void {
+  const etc = join(tree, 'etc')
+  if (!existsSync(etc)) mkdirSync(etc)
+  if (!lstatSync(etc).isDirectory()) return
+  const cache = join(etc, 'ld.so.cache')
+  try {
+    if (!lstatSync(cache).isFile()) return
+  } catch {
+    writeFileSync(cache, 'ld.so-1.7.0\0')
+  }
+}
+
+/** What the shim finds of its cache, its runtime directory `rt` bound at RT, for the tree at `tree` (container mode). */
+function cacheInput(config: ShimConfig, tree: string, rt: string): PlanCacheInput {
+  // The id of the shim as built: its config with the mode it was built in.
+  const st = statSync(tree, { bigint: true })
+  const files = nodeRuntimeFiles()
+  const real = (path: string) => (path.startsWith(`${RT}/`) ? rt + path.slice(RT.length) : path)
+  return {
+    id: planCacheId(config, ARCHES.x86_64),
+    euid: process.geteuid?.() ?? 0,
+    rootDev: st.dev,
+    rootIno: st.ino,
+    lstat: (path) => files.lstat(real(path)),
+    read: (path) => files.read(real(path)),
+  }
+}
+
+/** Wait until every file of the trees is older than the shim's racy window, so that the first run may keep its plan. */
+async function settle(): Promise<void> {
+  await new Promise((done) => setTimeout(done, (PLAN_FORMAT.racySeconds + 0.2) * 1000))
+}
+
+for (const mode of MODES) {
+  t.test(`${mode} mode: kept plans over ${CACHE_TREES} random trees, each mutated once`, async (t) => {
+    const seed = SEED + 1_000_000
+    t.comment(`seed ${seed} (HOSTSHIM_DIFF_SEED=${SEED} reruns these trees)`)
+    interface Round { tree: RandomTree; index: number; dir: string; rt: string; config: ShimConfig; shim: string }
+    const rounds: Round[] = []
+    for (let i = 0; i < CACHE_TREES; i++) {
+      const tree = randomTree(seed + i, real)
+      const { path: shim, config: fields } = shims[mode][tree.shim]
+      const config = shimConfigOf({ ...fields, mode })
+      const dir = buildTree(join(scratch, `${mode}-cache`, `t${i}`), tree.spec)
+      addLdCache(dir)
+      const rt = join(scratch, `${mode}-cache`, `rt${i}`)
+      mkdirSync(rt, { mode: 0o700 })
+      rounds.push({ tree, index: 1_000_000 + i, dir, rt, config, shim })
+    }
+    await settle()
+    let differ = 0
+    let kept = 0
+    const notKept: number[] = []
+    const seen = new Map<string, number>()
+    const check = (what: string, r: Round, plan: Plan, status: number | null, stderr: Buffer) => {
+      const v = compare(r.config, plan, r.dir, 'container', mode, status, stderr)
+      if (!v.ok && ++differ <= SHOWN) t.fail(`${what}\n${describeTree(r.tree, r.index)}\n${v.detail}`)
+      return v.ok
+    }
+    for (const r of rounds) {
+      const at = `/usr/bin/${r.config.name}`
+      const argv = [at, ...r.tree.args]
+      const env = [`XDG_RUNTIME_DIR=${RT}`]
+      const run = (dir: string) =>
+        runShim({ root, tree: dir, shim: r.shim, at, argv, env: { ...debugEnv(), XDG_RUNTIME_DIR: RT }, binds: [[r.rt, RT, 'rw']] })
+      const modelAt = (dir: string) => planShim(r.config, ARCHES.x86_64, nodeHostView(dir), { mode: 'container', argv, env, cache: cacheInput(r.config, dir, r.rt) })
+
+      // 1. Nothing kept yet: computed, and kept when it ran.
+      const first = modelAt(r.dir)
+      const one = run(r.dir)
+      check('first run differs from the model', r, first, one.status, one.stderr)
+      if (!first.ok) continue
+      const name = planCacheFileName(planCacheId(r.config, ARCHES.x86_64), true, process.geteuid?.() ?? 0, statSync(r.dir, { bigint: true }).dev, statSync(r.dir, { bigint: true }).ino)
+      const file = join(r.rt, PLAN_FORMAT.dir, name)
+      // Not kept: more witnesses than a plan may have (link chains near the limit of 40).
+      if (!existsSync(file)) {
+        notKept.push(r.tree.seed)
+        if (process.env.HOSTSHIM_DIFF_DEBUG) t.comment(`${r.tree.seed}: ${readdirSync(r.rt, { recursive: true }).join(' ')} ${one.stderr.toString('latin1').split('\n').slice(0, 3).join(' | ')}`)
+        continue
+      }
+      kept++
+      const bytes = readFileSync(file)
+
+      // 2. A mutation, or a new root (a copy of the tree: another device/inode pair).
+      // Each mutation in turn, and then a new root, so that a few trees try them all.
+      const turn = (kept - 1) % (MUTATIONS.length + 1)
+      const mutation = turn === MUTATIONS.length ? null : (MUTATIONS[turn] as Mutation)
+      let dir = r.dir
+      let did: string | null = 'copied'
+      if (mutation === null) {
+        dir = `${r.dir}-copy`
+        cpSync(r.dir, dir, { recursive: true, verbatimSymlinks: true })
+      } else {
+        did = mutation.apply(r.dir, first, bytes)
+      }
+      if (did === null) continue
+      const label = mutation?.name ?? 'change the root'
+      seen.set(label, (seen.get(label) ?? 0) + 1)
+
+      // 3. The model, with the kept file, says what the shim does; and a kept plan is the computed one.
+      const second = modelAt(dir)
+      const fresh = planShim(r.config, ARCHES.x86_64, nodeHostView(dir), { mode: 'container', argv })
+      const two = run(dir)
+      check(`after "${label}" (${did}) the run differs from the model`, r, second, two.status, two.stderr)
+      if (!second.ok || !fresh.ok) {
+        t.fail(`after "${label}" a plan that ran no longer does\n${describeTree(r.tree, r.index)}`)
+        continue
+      }
+      const cached = second.plan === 'cached'
+      const keeps = mutation?.keeps ?? false
+      if (cached !== keeps) {
+        if (++differ <= SHOWN) t.fail(`after "${label}" (${did}): plan: ${second.plan}, expected ${keeps ? 'cached' : 'computed'}\n${describeTree(r.tree, r.index)}`)
+      }
+      const same = second.loader === fresh.loader && second.libraryPath === fresh.libraryPath && second.exec === fresh.exec && second.argv.join('\0') === fresh.argv.join('\0')
+      if (!same && ++differ <= SHOWN) t.fail(`after "${label}" the kept plan is not the computed one\n${describeTree(r.tree, r.index)}`)
+    }
+    t.equal(differ, 0, 'every second run is the model\'s, and cached exactly when no witness changed')
+    t.comment(`${kept} plans kept; not kept (seeds): ${notKept.join(' ') || 'none'}`)
+    t.ok(kept >= CACHE_TREES / 3, 'most trees that run keep their plan')
+    t.comment([...seen].sort().map(([k, n]) => `${String(n).padStart(4)}  ${k}`).join('\n'))
+    t.ok([...seen.keys()].some((k) => MUTATIONS.find((m) => m.name === k)?.keeps), 'some mutations keep the plan')
+    t.ok([...seen.keys()].some((k) => !MUTATIONS.find((m) => m.name === k)?.keeps), 'some invalidate it')
   })
 }
 
