@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { ARCHES, type Arch, type ArchName } from '../../launcher/arch.js'
 import { shimConfigOf, validateConfig, type ShimConfig } from '../../launcher/config.js'
 import { constants } from 'node:os'
-import { isHostErr, planShim, readElf, resolveInRoot, type HostErr, type HostFile, type HostStat, type HostView } from '../../launcher/plan.js'
+import { PLAN_FORMAT, isHostErr, planShim, readElf, resolveInRoot, type HostErr, type HostFile, type HostStat, type HostView } from '../../launcher/plan.js'
 import { renderShim } from '../../shim/template.js'
 import {
   EM_386,
@@ -53,7 +53,7 @@ export const FUZZ_CFLAGS = [
   '-Werror',
 ] as const
 
-export type HarnessName = 'read_elf' | 'resolve' | 'ldconf' | 'map_loader'
+export type HarnessName = 'read_elf' | 'resolve' | 'ldconf' | 'map_loader' | 'plan_parse'
 
 export interface Harness {
   /** e.g. "read_elf-i686": the harness and the architecture its shim was rendered for */
@@ -72,6 +72,8 @@ export const HARNESSES: readonly Harness[] = [
   { id: 'read_elf-i686', name: 'read_elf', arch: 'i686', maxLen: 8192 },
   { id: 'resolve', name: 'resolve', arch: 'x86_64', maxLen: 4096 },
   { id: 'ldconf', name: 'ldconf', arch: 'x86_64', maxLen: 8192 },
+  // The plan cache's file (shim/plancache.ts plan_parse()).
+  { id: 'plan_parse', name: 'plan_parse', arch: 'x86_64', maxLen: 8192 },
   // Chainload's map_loader(): its jump is x86_64 assembly, which this machine assembles.
   // 64 KiB: room for the real loader's first pages (its whole 200 KiB would make every input slow).
   { id: 'map_loader', name: 'map_loader', arch: 'x86_64', maxLen: 65536, chainload: true },
@@ -363,6 +365,8 @@ export async function writeSeeds(harness: Harness, dir: string): Promise<number>
     if (harness.arch === 'x86_64') seeds.push(...realBinarySeeds(harness.maxLen))
   } else if (harness.name === 'map_loader') {
     seeds = loaderSeeds(harness.maxLen)
+  } else if (harness.name === 'plan_parse') {
+    seeds = planSeeds()
   } else if (harness.name === 'resolve') {
     seeds = RESOLVE_SEEDS.map(encodeResolveSeed)
   } else {
@@ -676,4 +680,49 @@ export function replayResolve(binary: string, files: readonly string[], log: str
     results.set(key, paths)
   }
   return results
+}
+
+/**
+ * Plan files for the plan_parse harness, laid out as shim/plancache.ts
+ * writes them (the harness fixes id, size and checksum): a direct plan, one
+ * through a loader with witnesses, and a few broken ones.
+ */
+export function planSeeds(): Buffer[] {
+  const file = (opts: { direct: boolean; target: string; loader?: string; lp?: string; witnesses?: string[]; extra?: number }): Buffer => {
+    const wit = opts.witnesses ?? []
+    const strings = [opts.target, opts.loader ?? '', opts.lp ?? '', ...wit].map((s) => Buffer.from(`${s}\0`, 'latin1'))
+    const body = PLAN_FORMAT.headBytes + wit.length * PLAN_FORMAT.witnessBytes + strings.reduce((a, b) => a + b.length, 0) + (opts.extra ?? 0)
+    const size = ((body + 7) & ~7) + 8
+    const b = Buffer.alloc(size)
+    b.write(PLAN_FORMAT.magic, 0, 'latin1')
+    b.writeUInt32LE(PLAN_FORMAT.version, 8)
+    b.writeUInt32LE(size, 12)
+    b.writeUInt32LE(opts.direct ? 1 : 0, 72)
+    b.writeUInt32LE(wit.length, 80)
+    b.writeUInt32LE(Buffer.byteLength(opts.target, 'latin1'), 84)
+    b.writeUInt32LE(Buffer.byteLength(opts.loader ?? '', 'latin1'), 88)
+    b.writeUInt32LE(Buffer.byteLength(opts.lp ?? '', 'latin1'), 92)
+    wit.forEach((w, i) => {
+      const at = PLAN_FORMAT.headBytes + i * PLAN_FORMAT.witnessBytes
+      b.writeUInt32LE(0o40755, at + 40)
+      b.writeUInt32LE(Buffer.byteLength(w, 'latin1'), at + 52)
+    })
+    let at = PLAN_FORMAT.headBytes + wit.length * PLAN_FORMAT.witnessBytes
+    for (const s of strings) at += s.copy(b, at)
+    return b
+  }
+  return [
+    file({ direct: true, target: '/run/host/usr/bin/busybox', witnesses: ['/run/host/usr', '/run/host/etc/ld.so.cache'] }),
+    file({
+      direct: false,
+      target: '/run/host/usr/bin/toolbox',
+      loader: '/run/host/usr/lib64/ld-linux-x86-64.so.2',
+      lp: '/run/host/usr/lib64:/run/host/usr/lib',
+      witnesses: ['/run/host/usr', '/run/host/usr/bin', '/run/host/usr/bin/toolbox', '/run/host/lib64', '/run/host/etc', '/run/host/etc/ld.so.cache'],
+    }),
+    file({ direct: false, target: 'relative', loader: '/ld', lp: '' }),
+    file({ direct: true, target: '/t', loader: '/not-for-direct' }),
+    file({ direct: false, target: '/t', loader: '/ld', lp: '/lib', extra: 9 }),
+    file({ direct: true, target: '/t' }).subarray(0, 60),
+  ]
 }
