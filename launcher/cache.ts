@@ -7,6 +7,7 @@
 // and refuses any that is not plainly a cache: not absolute, "/", the home
 // directory or one of its ancestors, a symbolic link.
 
+import { planCacheDir } from './plan.js'
 import { lstat, readdir, rm } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -38,7 +39,9 @@ export function cacheDirs(env: NodeJS.ProcessEnv): { name: CacheName; what: stri
     { name: 'hostshim', what: 'compiled shims, by content', path: resolve(defaultCacheDir(env)) },
     { name: 'zig', what: "zig's cache: the C library of each target, objects", path: resolve(zigCacheDir(env)) },
   ]
-  if (env.XDG_RUNTIME_DIR) dirs.push({ name: 'plan', what: "the shims' run-time plans", path: resolve(env.XDG_RUNTIME_DIR, 'hostshim') })
+  // Where the shims keep their plans: the shim's own rule (an absolute XDG_RUNTIME_DIR only).
+  const plans = planCacheDir(env)
+  if (plans !== null) dirs.push({ name: 'plan', what: "the shims' run-time plans", path: plans })
   return dirs
 }
 
