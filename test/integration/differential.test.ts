@@ -367,6 +367,7 @@ for (const mode of MODES) {
     await settle()
     let differ = 0
     let kept = 0
+    let ran = 0
     const notKept: number[] = []
     const seen = new Map<string, number>()
     const check = (what: string, r: Round, plan: Plan, status: number | null, stderr: Buffer) => {
@@ -387,6 +388,7 @@ for (const mode of MODES) {
       const one = run(r.dir)
       check('first run differs from the model', r, first, one.status, one.stderr)
       if (!first.ok) continue
+      ran++
       const name = planCacheFileName(planCacheId(r.config, ARCHES.x86_64), true, process.geteuid?.() ?? 0, statSync(r.dir, { bigint: true }).dev, statSync(r.dir, { bigint: true }).ino)
       const file = join(r.rt, PLAN_FORMAT.dir, name)
       // Not kept: more witnesses than a plan may have (link chains near the limit of 40).
@@ -433,7 +435,7 @@ for (const mode of MODES) {
     }
     t.equal(differ, 0, 'every second run is the model\'s, and cached exactly when no witness changed')
     t.comment(`${kept} plans kept; not kept (seeds): ${notKept.join(' ') || 'none'}`)
-    t.ok(kept >= CACHE_TREES / 3, 'most trees that run keep their plan')
+    t.ok(kept >= ran / 2, `most trees that run keep their plan (${kept} of ${ran})`)
     t.comment([...seen].sort().map(([k, n]) => `${String(n).padStart(4)}  ${k}`).join('\n'))
     t.ok([...seen.keys()].some((k) => MUTATIONS.find((m) => m.name === k)?.keeps), 'some mutations keep the plan')
     t.ok([...seen.keys()].some((k) => !MUTATIONS.find((m) => m.name === k)?.keeps), 'some invalidate it')
