@@ -103,7 +103,8 @@ async function check(t: Test, mode: ShimMode, c: Case): Promise<Plan> {
   const n = ++cases
   const tree = buildTree(join(scratch, `tree-${n}`), c.tree)
   c.prepare?.(tree)
-  const cfg = c.config ?? config
+  // The debug output names the way the loader starts: the shim's mode.
+  const cfg = { ...(c.config ?? config), mode }
   const at = c.at ?? AT
   const shim = c.shim ?? shims[mode]
   const plan = planTree(cfg, tree, [at, ...(c.args ?? [])])

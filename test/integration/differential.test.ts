@@ -66,8 +66,8 @@ type Shims = Record<ShimChoice, { path: string; config: ShimConfig }>
 const shims = {} as Record<ShimMode, Shims>
 for (const mode of MODES) {
   shims[mode] = {
-    toolbox: { path: await buildShim(FIELDS.toolbox, mode), config: shimConfig(FIELDS.toolbox) },
-    tb: { path: await buildShim(FIELDS.tb, mode), config: shimConfig(FIELDS.tb) },
+    toolbox: { path: await buildShim(FIELDS.toolbox, mode), config: shimConfig({ ...FIELDS.toolbox, mode }) },
+    tb: { path: await buildShim(FIELDS.tb, mode), config: shimConfig({ ...FIELDS.tb, mode }) },
   }
 }
 const busyboxIno = statSync(real.busybox).ino
