@@ -469,8 +469,12 @@ export async function uninstall(req: InstallRequest): Promise<InstallResult> {
   return resultFor('uninstalled', layout, { bytes, mode: tst.mode, arch: safeArch(bytes), config: null })
 }
 
-/** Directories install makes one after the other are born this close (a few system calls apart). */
-const BORN_TOGETHER_NS = 5_000_000n
+/**
+ * Directories install makes one after the other are born this close (a few
+ * system calls apart, even on a busy machine); a stage's own directories are
+ * older than the whole install run.
+ */
+const BORN_TOGETHER_NS = 50_000_000n
 
 function safeArch(bytes: Uint8Array): ArchName | null {
   try {
