@@ -471,10 +471,10 @@ export async function uninstall(req: InstallRequest): Promise<InstallResult> {
 
 /**
  * Directories install makes one after the other are born this close (a few
- * system calls apart, even on a busy machine); a stage's own directories are
+ * system calls apart, even on a starved machine); a stage's own directories are
  * older than the whole install run.
  */
-const BORN_TOGETHER_NS = 50_000_000n
+const BORN_TOGETHER_NS = 500_000_000n
 
 function safeArch(bytes: Uint8Array): ArchName | null {
   try {

@@ -32,7 +32,7 @@ async function freshDestdir(mode = 0o750): Promise<string> {
   await mkdir(join(dir, 'usr/bin'), { recursive: true })
   await mkdir(join(dir, 'usr/libexec'), { recursive: true })
   // The stage's usr/libexec is older than any install run (uninstall keeps it: install did not make it).
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await new Promise((resolve) => setTimeout(resolve, 600))
   await copyFile(PROGRAM, join(dir, 'usr/bin/myprog'))
   await chown(join(dir, 'usr/bin/myprog'), 1234, 2345)
   await chmod(join(dir, 'usr/bin/myprog'), mode)

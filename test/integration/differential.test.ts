@@ -202,7 +202,7 @@ for (const mode of MODES) {
     t.test('the real host, seen from a container, for a few real programs', async (t) => {
       for (const target of ['/usr/bin/env', '/bin/true', '/usr/bin/id', '/bin/busybox']) {
         const fields: ShimFields = { name: 'real', target, libDirs: ['/usr/local/lib'] }
-        const config = shimConfig(fields)
+        const config = shimConfig({ ...fields, mode })
         const plan = planTree(config, '/', ['/usr/bin/real', '--version'], 'container')
         const run = runShim({ root, tree: '/', shim: await buildShim(fields, mode), at: '/usr/bin/real', argv: ['/usr/bin/real', '--version'] })
         const debug = expectedOutput(config, plan, true).stderr

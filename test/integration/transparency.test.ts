@@ -131,7 +131,7 @@ for (const mode of MODES) {
     })
 
     t.test('argc == 0', async (t) => {
-      const config = shimConfig(SHIMS.probe as ShimFields)
+      const config = shimConfig({ ...(SHIMS.probe as ShimFields), mode })
       const r = inContainer(mode, ['/usr/bin/xspawn', '-0', '--', '/usr/bin/probe'], { ...CONTAINER_ENV, [DEBUG_ENV]: '1' })
       t.equal(r.status, 0, 'the program runs')
       // Since Linux 5.18 the kernel gives a program started with argv = { NULL } one empty argv[0].
