@@ -29,6 +29,7 @@ import {
   planShim,
   readElf,
   resolveInRoot,
+  type HostErr,
   type HostFile,
   type HostStat,
   type HostView,
@@ -269,7 +270,26 @@ interface Closure {
   readonly missingVersions: MissingVersion[]
 }
 
-function loadClosure(view: HostView, arch: Arch, program: { name: string; elf: ElfInfo }, loader: Loaded | null, dirs: readonly string[]): Closure {
+/** An object's DT_RUNPATH (else DT_RPATH) directories: absolute ones, without $ORIGIN and other tokens. */
+function ownDirs(elf: ElfInfo): { dirs: string[]; runpath: boolean } {
+  const text = elf.dynamic?.runpath ?? elf.dynamic?.rpath ?? null
+  const dirs = (text ?? '').split(':').filter((d) => d.startsWith('/') && !d.includes('$'))
+  return { dirs, runpath: elf.dynamic?.runpath != null }
+}
+
+/**
+ * Where ld.so looks for an object's DT_NEEDED: DT_RPATH (when there is no
+ * DT_RUNPATH), then --library-path (`explicit`: the shim's), then
+ * DT_RUNPATH, then the tree's own directories.
+ */
+function searchDirs(elf: ElfInfo, dirs: readonly string[], explicit: boolean): readonly string[] {
+  const own = ownDirs(elf)
+  if (own.dirs.length === 0) return dirs
+  if (!own.runpath) return [...own.dirs, ...dirs]
+  return explicit ? [...dirs, ...own.dirs] : [...own.dirs, ...dirs]
+}
+
+function loadClosure(view: HostView, arch: Arch, program: { name: string; elf: ElfInfo }, loader: Loaded | null, dirs: readonly string[], explicit = false): Closure {
   // ld.so matches DT_NEEDED (and verneed file names) against the sonames of what it has loaded.
   const bySoname = new Map<string, Loaded>()
   const libraries: Loaded[] = []
@@ -287,7 +307,7 @@ function loadClosure(view: HostView, arch: Arch, program: { name: string; elf: E
     const object = queue.shift() as { name: string; elf: ElfInfo }
     for (const name of object.elf.dynamic?.needed ?? []) {
       if (bySoname.has(name) || missing.has(name)) continue
-      const lib = findLibrary(view, arch, dirs, name)
+      const lib = findLibrary(view, arch, searchDirs(object.elf, dirs, explicit), name)
       if (lib === null) {
         missing.add(name)
         missingLibraries.push({ name, neededBy: object.name })
@@ -354,8 +374,12 @@ function factsFrom(
   loader: Loaded | null,
   loaderProblem: string | null,
   dirs: readonly string[],
+  explicit = false,
+  own?: HostView,
 ): TreeFacts {
-  const closure = program.elf.isStatic ? { libraries: [], missingLibraries: [], missingVersions: [] } : loadClosure(view, arch, program, loader, dirs)
+  const closure = program.elf.isStatic ? { libraries: [], missingLibraries: [], missingVersions: [] } : loadClosure(view, arch, program, loader, dirs, explicit)
+  // A tree with the host mounted: its glibc is its own libc.so.6, whatever the program loads.
+  const treeLibc = own === undefined ? undefined : findLibrary(own, arch, dirs, 'libc.so.6')
   return {
     arch: treeArch(view),
     loader: loader?.path ?? null,
@@ -364,25 +388,52 @@ function factsFrom(
     libraries: closure.libraries.map((lib) => ({ name: lib.name, path: lib.path })),
     missingLibraries: closure.missingLibraries,
     missingVersions: closure.missingVersions,
-    ...glibcOf(closure.libraries, () => findLibrary(view, arch, dirs, 'libc.so.6')),
+    ...glibcOf(treeLibc === undefined ? closure.libraries : treeLibc === null ? [] : [treeLibc], () => findLibrary(view, arch, dirs, 'libc.so.6')),
     ok: loaderProblem === null && closure.missingLibraries.length === 0 && closure.missingVersions.length === 0,
   }
 }
 
-/** The tree as `/`, the program started by the kernel: its PT_INTERP, then the tree's libraries. */
-export function checkDirect(view: HostView, bytes: Buffer, name: string): TreeFacts {
+/**
+ * `view` with `host` mounted at `at`: what a container sees when the host's
+ * root is bind-mounted there (Toolbx, `-v /:/run/host`). As in the kernel,
+ * an absolute symbolic link under `at` is the container's path, not the host's.
+ */
+export function withHostMounted(view: HostView, host: HostView, at: string = PLAN_ROOT): HostView {
+  const pick = (path: string): [HostView, string] =>
+    path === at ? [host, '/'] : path.startsWith(`${at}/`) ? [host, path.slice(at.length)] : [view, path]
+  // The mount point's parents exist in the container whether or not the tree has them (the engine makes them).
+  const parent = (path: string, got: HostStat | HostErr): HostStat | HostErr =>
+    isHostErr(got) && at.startsWith(`${path}/`) ? { kind: 'dir', size: 0, dev: 0n, ino: 0n } : got
+  return {
+    lstat: (path) => { const [v, p] = pick(path); return parent(path, v.lstat(p)) },
+    stat: (path) => { const [v, p] = pick(path); return parent(path, v.stat(p)) },
+    readlink: (path) => { const [v, p] = pick(path); return v.readlink(p) },
+    executable: (path) => { const [v, p] = pick(path); return v.executable(p) },
+    open: (path) => { const [v, p] = pick(path); return v.open(p) },
+    readdir: (path) => { const [v, p] = pick(path); return v.readdir(p) },
+  }
+}
+
+/**
+ * The tree as `/`, the program started by the kernel: its PT_INTERP, then
+ * the tree's libraries. With `host`, the tree is a container's and sees the
+ * host at /run/host (so a Toolbx-built program, PT_INTERP and RUNPATH under
+ * /run/host, finds the host's loader and libraries, as it does there).
+ */
+export function checkDirect(view: HostView, bytes: Buffer, name: string, host?: HostView): TreeFacts {
   const { elf, arch } = programFacts(bytes, name)
   const program = { name, elf }
-  if (elf.isStatic) return factsFrom(view, arch, program, null, null, [])
+  const seen = host === undefined ? view : withHostMounted(view, host)
+  if (elf.isStatic) return factsFrom(seen, arch, program, null, null, [])
   const interp = elf.interpreter ?? ''
   const { loader, problem } = elf.interpreter === null || elf.interpreterError
     ? { loader: null, problem: `the program's PT_INTERP is unusable: ${elf.interpreterError ?? 'none'}` }
-    : directLoader(view, arch, interp)
+    : directLoader(seen, arch, interp)
   // The library directories the tree's ld.so would search: the shim's rules
   // (ld.so.conf, the standard ones) give the same list; without any loader, the standard ones.
   const plan = shimPlan(view, arch, bytes)
   const dirs = plan.ok && plan.loader !== null ? plan.libraryPath : standardDirs(view, arch)
-  return factsFrom(view, arch, program, loader ?? (plan.ok && plan.loader ? loadedFile(view, arch, plan.loader) : null), problem, dirs)
+  return factsFrom(seen, arch, program, loader ?? (plan.ok && plan.loader ? loadedFile(view, arch, plan.loader) : null), problem, dirs, false, host === undefined ? undefined : view)
 }
 
 /** The tree as the host, the program started by the shim: the host's loader and library path. */
@@ -392,7 +443,7 @@ export function checkThroughShim(view: HostView, bytes: Buffer, name: string): T
   const plan = shimPlan(view, arch, bytes)
   if (!plan.ok) return factsFrom(view, arch, program, null, plan.problem, standardDirs(view, arch))
   if (plan.loader === null) return factsFrom(view, arch, program, null, null, [])
-  return factsFrom(view, arch, program, loadedFile(view, arch, plan.loader), null, plan.libraryPath)
+  return factsFrom(view, arch, program, loadedFile(view, arch, plan.loader), null, plan.libraryPath, true)
 }
 
 // ---------------------------------------------------------------------------
@@ -440,11 +491,15 @@ export function doctor(bytes: Buffer, file: string, trees: readonly Tree[], host
   }
 
   const reports = trees.map((tree): TreeReport => {
-    const direct = checkDirect(tree.view, bytes, name)
     const isHost = tree.id !== undefined && tree.id === host.id
+    // A container sees the host at the host root; the host itself has no such mount.
+    const direct = checkDirect(tree.view, bytes, name, isHost ? undefined : host.view)
     const foreign = direct.arch !== null && !runsNatively(direct.arch, program.arch)
     if (direct.ok && !foreign) {
-      return { tree: tree.name, verdict: 'runs-directly', reason: program.static ? 'a static program needs nothing from the tree' : withGlibc('its loader and libraries satisfy the program', direct), direct }
+      const what = direct.loader?.startsWith(`${PLAN_ROOT}/`)
+        ? `the host's loader and libraries, mounted at ${PLAN_ROOT} where its PT_INTERP and RUNPATH name them, satisfy the program`
+        : 'its loader and libraries satisfy the program'
+      return { tree: tree.name, verdict: 'runs-directly', reason: program.static ? 'a static program needs nothing from the tree' : withGlibc(what, direct), direct }
     }
     const gaps = foreign ? `its programs are ${direct.arch}, the program is ${program.arch}` : withGlibc(`it ${describeGaps(direct)}`, direct)
     // On the host itself the shim runs in host mode: it helps only a program

@@ -455,16 +455,26 @@ export async function uninstall(req: InstallRequest): Promise<InstallResult> {
     }
   }
   const dir = dirname(targetFile)
-  if (basename(dir) === layout.name && (await rmdir(dir).then(() => true, () => false)) && layout.destdir !== null) {
-    // In a staging directory, the empty directories above it go too (usr/libexec, which install made there);
-    // rmdir leaves any that hold something, and the staging directory itself stays.
+  const born = await lstat(dir, { bigint: true }).then((st) => st.birthtimeNs, () => 0n)
+  if (basename(dir) === layout.name && (await rmdir(dir).then(() => true, () => false)) && layout.destdir !== null && born > 0n) {
+    // In a staging directory, an empty libexec directory install made above it goes too (usr/libexec
+    // of a stage that had none): one born with it, within BORN_TOGETHER_NS. rmdir leaves one that
+    // holds something; other directories (opt) and the staging directory itself stay.
     for (let up = dirname(dir); up.startsWith(`${layout.destdir}/`); up = dirname(up)) {
-      if (!(await rmdir(up).then(() => true, () => false))) break
+      const upBorn = await lstat(up, { bigint: true }).then((st) => st.birthtimeNs, () => 0n)
+      if (basename(up) !== 'libexec' || upBorn === 0n || born - upBorn > BORN_TOGETHER_NS || !(await rmdir(up).then(() => true, () => false))) break
     }
   }
   const bytes = await readOrFail(binaryFile)
   return resultFor('uninstalled', layout, { bytes, mode: tst.mode, arch: safeArch(bytes), config: null })
 }
+
+/**
+ * Directories install makes one after the other are born this close (a few
+ * system calls apart, even on a starved machine); a stage's own directories are
+ * older than the whole install run.
+ */
+const BORN_TOGETHER_NS = 500_000_000n
 
 function safeArch(bytes: Uint8Array): ArchName | null {
   try {

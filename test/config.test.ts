@@ -92,3 +92,33 @@ t.test('identifiers', async (t) => {
   t.throws(() => checkIdentifier('f', 'a b'), ConfigError)
   t.ok(CONFIG_FIELDS.includes('libDirs'))
 })
+
+t.test('requireHostRoot: a boolean, baked in (and in the config hash) only when true', async (t) => {
+  const base = { name: 'x', target: '/usr/bin/x' }
+  t.equal(validateConfig({ ...base, requireHostRoot: true }).requireHostRoot, true)
+  t.equal(validateConfig({ ...base, requireHostRoot: false }).requireHostRoot, undefined)
+  t.throws(() => validateConfig({ ...base, requireHostRoot: 'yes' }), new ConfigError('requireHostRoot', 'must be true or false, got string "yes"'))
+  t.same(Object.keys(shimConfigOf(validateConfig({ ...base, requireHostRoot: false }))), Object.keys(shimConfigOf(validateConfig(base))), 'false: the shape configs had before the field')
+  t.equal(shimConfigOf(validateConfig({ ...base, requireHostRoot: true })).requireHostRoot, true)
+})
+
+t.test('requireHostRoot in the plan model: host mode fails naming the host root; container mode is unchanged', async (t) => {
+  const { mkdtemp, mkdir, rm, writeFile } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { ARCHES } = await import('../launcher/arch.js')
+  const { nodeHostView } = await import('../launcher/hostview.js')
+  const { planShim } = await import('../launcher/plan.js')
+  const dir = await mkdtemp(join(tmpdir(), 'hostshim-config-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const config = shimConfigOf(validateConfig({ name: 'x', target: '/usr/bin/x', requireHostRoot: true }))
+  const plan = (mode: 'host' | 'container') => planShim(config, ARCHES.x86_64, nodeHostView(dir), { mode, argv: ['x'] })
+  t.match(plan('host'), { ok: false, exitCode: 127, errno: 'ENOENT', what: 'noHostRoot', message: 'x: host root not mounted: /run/host: No such file or directory' })
+  await mkdir(join(dir, 'run'))
+  await writeFile(join(dir, 'run/host'), '')
+  t.match(plan('host'), { ok: false, exitCode: 127, errno: 'ENOTDIR' }, 'a file there')
+  await rm(join(dir, 'run/host'))
+  await mkdir(join(dir, 'run/host'))
+  t.match(plan('host'), { ok: false, exitCode: 127, errno: 'ENOENT' }, 'a directory that is "/" itself (host mode although it exists)')
+  t.match(plan('container'), { ok: false, what: 'targetMissing' }, 'container mode: the usual steps')
+})

@@ -3,7 +3,7 @@
 // whole tree (paths, modes, owners, sha256).
 
 import { spawnSync } from 'node:child_process'
-import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -31,6 +31,8 @@ async function freshDestdir(mode = 0o750): Promise<string> {
   const dir = join(scratch, `destdir-${++trees}`)
   await mkdir(join(dir, 'usr/bin'), { recursive: true })
   await mkdir(join(dir, 'usr/libexec'), { recursive: true })
+  // The stage's usr/libexec is older than any install run (uninstall keeps it: install did not make it).
+  await new Promise((resolve) => setTimeout(resolve, 600))
   await copyFile(PROGRAM, join(dir, 'usr/bin/myprog'))
   await chown(join(dir, 'usr/bin/myprog'), 1234, 2345)
   await chmod(join(dir, 'usr/bin/myprog'), mode)
@@ -165,7 +167,7 @@ t.test('a failure after the move undoes it', async (t) => {
     { env: { ...process.env, HOSTSHIM_CACHE: TEST_CACHE_DIR }, encoding: 'utf8', timeout: COMPILE_TIMEOUT_MS },
   )
   t.equal(r.status, 6, r.stderr)
-  t.match(r.stderr, /^hostshim: cannot put the shim at "[^"]+\/usr\/bin\/myprog": EBUSY\n$/)
+  t.match(r.stderr, /^hostshim: cannot put the shim at "[^"]+\/usr\/bin\/myprog": Resource busy\n$/)
   t.same(await snapshot(destdir, { identity: true }), before, 'the copy at libexec, its directory and the staged shim are gone')
 })
 
@@ -207,7 +209,7 @@ t.test('refusals change nothing', async (t) => {
     const r = await install(destdir, ...(extra ?? []))
     t.equal(r.code, extra ? 3 : 7, `${what}: exit code`)
     t.match(r.stderr, message, `${what}: message`)
-    t.equal(r.stdout, '', `${what}: nothing on stdout`)
+    t.same(JSON.parse(r.stdout), { schemaVersion: 1, error: { exitCode: r.code, message: r.stderr.replace(/^hostshim: /, '').trimEnd() } }, `${what}: on stdout only the error, as JSON`)
     t.same(await snapshot(destdir, { identity: true }), before, `${what}: tree untouched`)
   }
 
@@ -301,4 +303,19 @@ t.test('without --destdir, on this machine: the installed shim runs the program'
   t.equal(run.status, 0, run.stderr)
   t.equal(run.stdout, real.stdout, 'the program ran, through the shim')
   t.match(run.stdout, /coreutils/)
+})
+
+t.test('a stage without usr/libexec: uninstall removes the one install made; a stage without the program: say to install it first', async (t) => {
+  const destdir = join(scratch, `bare-${++trees}`)
+  await mkdir(join(destdir, 'usr/bin'), { recursive: true })
+  const missing = await runCli(['install', ...base(destdir)])
+  t.equal(missing.code, 6)
+  t.equal(missing.stderr, `hostshim: cannot install over "${join(destdir, 'usr/bin/myprog')}": there is no such file; the program must be installed there first, e.g. by \`DESTDIR=${destdir} meson install\`\n`)
+  await copyFile(PROGRAM, join(destdir, 'usr/bin/myprog'))
+  const r = await install(destdir)
+  t.equal(r.code, 0, r.stderr)
+  t.ok((await stat(join(destdir, 'usr/libexec/myprog'))).isDirectory())
+  const u = await uninstall(destdir)
+  t.equal(u.code, 0, u.stderr)
+  t.same((await readdir(join(destdir, 'usr'))).sort(), ['bin'], 'usr/libexec, made by install, is gone with it')
 })
