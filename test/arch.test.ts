@@ -166,6 +166,8 @@ t.test('qemu-user names', async (t) => {
 })
 
 const noQemu = existsSync('/usr/bin/qemu-aarch64-static') ? false : 'qemu-user-static is not installed'
+// .ci/setup installs both: without them the run fails, not only skips.
+for (const missing of [noDpkgArchitecture, noQemu]) if (missing) t.fail(`${missing} (see .ci/setup)`)
 
 t.test('qemu-user-static has a binary for each', { skip: noQemu }, async (t) => {
   for (const arch of arches) t.ok(existsSync(`/usr/bin/qemu-${arch.qemu}-static`), `${arch.name}: /usr/bin/qemu-${arch.qemu}-static exists`)

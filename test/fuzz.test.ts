@@ -33,8 +33,13 @@ import {
   type FuzzRun,
 } from './lib/fuzz.js'
 import { makeScratchDir, removeScratchDir } from './lib/container.js'
+import { soaking, testSeed } from './lib/seed.js'
 
-const SECONDS = Number(process.env.HOSTSHIM_FUZZ_SECONDS ?? 15)
+const SECONDS = Number(process.env.HOSTSHIM_FUZZ_SECONDS ?? (soaking() ? 120 : 15))
+// libFuzzer's -seed: its choice of mutations repeats (what it gets through
+// in SECONDS still depends on the machine's speed; a finding is saved).
+const { seed: FUZZ_SEED, how: FUZZ_SEED_HOW } = testSeed(1)
+t.comment(`libFuzzer seed ${FUZZ_SEED} (${FUZZ_SEED_HOW})`)
 t.setTimeout((HARNESSES.length * (SECONDS + 30) + 120) * 1000)
 
 if (!haveClang()) {
@@ -60,6 +65,7 @@ if (!haveClang()) {
         seeds: [seeds],
         artifacts: join(scratch, 'artifacts'),
         scratch: trees,
+        seed: FUZZ_SEED,
       })
       runs.push(run)
       t.comment(describeRun(run))

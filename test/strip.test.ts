@@ -18,7 +18,7 @@ import { generate, verifyShim } from '../launcher/generate.js'
 import { formatInspect, inspectFile } from '../launcher/inspect.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark } from '../launcher/mark.js'
 import { STRIP_VERSION, stripPlan, stripSections } from '../launcher/strip.js'
-import { cacheKey, compileArgs, loadZig, type Zig } from '../launcher/toolchain.js'
+import { cacheKey, compileArgs, loadZig, zigEnv, type Zig } from '../launcher/toolchain.js'
 import { configForArch, effectiveMode } from '../shim/chainload.js'
 import { renderShim } from '../shim/template.js'
 import {
@@ -362,7 +362,8 @@ const TARGET = '/usr/libexec/toolbox/toolbox'
 
 function run(file: string, args: readonly string[], cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd, maxBuffer: 16 << 20 }, (error, _stdout, stderr) => {
+    // zig's environment as compileShim gives it: a local cache of its own.
+    execFile(file, args, { cwd, env: zigEnv(cwd), maxBuffer: 16 << 20 }, (error, _stdout, stderr) => {
       if (error) reject(new Error(`${file} ${args.join(' ')}: ${error.message}\n${stderr}`))
       else resolve()
     })

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Arch, ArchName } from '../../launcher/arch.js'
 import { validateConfig } from '../../launcher/config.js'
 import { generate } from '../../launcher/generate.js'
-import { loadZig, type Zig } from '../../launcher/toolchain.js'
+import { loadZig, zigEnv, type Zig } from '../../launcher/toolchain.js'
 import { CC, SHIM_DIR_PREFIX, runHost } from './container.js'
 import { TEST_CACHE_DIR, type ShimFields } from './shims.js'
 
@@ -174,10 +174,17 @@ export async function buildForeignProgram(arch: Arch, source: string, output: st
   const file = `${output}.c`
   await writeFile(file, source)
   const z = await theZig()
-  const r = runHost(z.path, ['cc', '-target', glibcTarget(arch), ...arch.zigFlags, '-O1', '-o', output, file], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' },
+  // A compile, not a program under test: on a fresh machine zig first builds
+  // the target's glibc stubs and start files, which takes minutes on a busy
+  // one (runHost's limit is for programs that must end in seconds).
+  const work = await mkdtemp(join(tmpdir(), 'hostshim-foreign-'))
+  const r = spawnSync(z.path, ['cc', '-target', glibcTarget(arch), ...arch.zigFlags, '-O1', '-o', output, file], {
+    env: zigEnv(work, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' }),
+    encoding: 'utf8',
+    timeout: 30 * 60_000,
   })
-  if (r.status !== 0) throw new Error(`zig failed to build ${output} for ${arch.name}: ${r.stderr.toString()}`)
+  await rm(work, { recursive: true, force: true })
+  if (r.status !== 0) throw new Error(`zig failed to build ${output} for ${arch.name}: ${r.error ?? r.stderr}`)
   return output
 }
 
