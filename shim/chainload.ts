@@ -42,10 +42,21 @@ const JUMPS: Partial<Record<ArchName, CCode>> = {
   riscv64: c`	register unsigned long a0 __asm__("a0") = 0;
 
 	__asm__ volatile("mv sp, %0\n\tjr %1" : : "r"(sp), "r"(entry), "r"(a0) : "memory");`,
-  // r0: the atexit function; bx follows the entry's Thumb bit.
-  armhf: c`	register unsigned long r0 __asm__("r0") = 0;
+  // r0: the atexit function. Every other register is 0 too, as the kernel's
+  // start_thread() leaves them: glibc's armhf _start (2.36, since
+  // _dl_skip_args went) still runs "ldr r4, [sl, r4]" with r4 as it was at
+  // entry, so whatever the shim left in r4 was an offset from the GOT: an
+  // out-of-line enter() left an address there, and the loader died of
+  // SIGSEGV.
+  // The entry goes in r12, the one register left nonzero (nothing at process
+  // entry reads it); bx follows its Thumb bit.
+  armhf: c`	register unsigned long r12 __asm__("r12") = entry;
 
-	__asm__ volatile("mov sp, %0\n\tbx %1" : : "r"(sp), "r"(entry), "r"(r0) : "memory");`,
+	__asm__ volatile("mov sp, %0\n\t"
+			 "mov r0, #0\n\tmov r1, #0\n\tmov r2, #0\n\tmov r3, #0\n\tmov r4, #0\n\tmov r5, #0\n\t"
+			 "mov r6, #0\n\tmov r7, #0\n\tmov r8, #0\n\tmov r9, #0\n\tmov r10, #0\n\tmov r11, #0\n\t"
+			 "mov lr, #0\n\tbx r12"
+			 : : "r"(sp), "r"(r12) : "memory");`,
   // ELFv2: r12 holds the entry, from which the loader's global entry point
   // computes its TOC; r7: the atexit function.
   ppc64le: c`	register unsigned long r12 __asm__("r12") = entry, r7 __asm__("r7") = 0;
@@ -99,12 +110,10 @@ export function chainloadBlock(config: ShimConfig, arch: Arch): CCode {
   return c`#define CHAINLOAD 1
 ${CHAINLOAD_C}
 /*
- * Enter the loader as the kernel enters a program: sp at argc. Always
- * inlined into chainload(): the shim is built with -fno-inline-functions,
- * and with enter() out of line the armhf shim died of SIGSEGV under qemu
- * before the loader ran (not understood further; inline, it works).
+ * Enter the loader as the kernel enters a program: sp at argc, and the
+ * registers that a loader reads at entry as the kernel leaves them.
  */
-static inline __attribute__((always_inline)) _Noreturn void enter(unsigned long *sp, unsigned long entry)
+static _Noreturn void enter(unsigned long *sp, unsigned long entry)
 {
 ${jump}
 	__builtin_unreachable();

@@ -20,7 +20,7 @@
 // leaves the qemu case only).
 
 import { existsSync, readFileSync } from 'node:fs'
-import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -39,7 +39,7 @@ import {
   shellCommand,
   waitStatusFromTime,
 } from '../lib/container.js'
-import { craftElf, ET_EXEC, EM_X86_64 } from '../lib/elfcraft.js'
+import { craftElf, ET_DYN, ET_EXEC, EM_ARM, EM_X86_64, PT_NULL } from '../lib/elfcraft.js'
 import {
   buildForeignProgram,
   buildSelfProbe,
@@ -376,3 +376,52 @@ for (const name of CHAINLOAD_ARCHES.filter((a) => a !== 'x86_64')) {
   t.test(`${name}: chainload against a foreign glibc, under qemu`, (t) => foreignCase(t, arch, false))
   if (runsNatively(arch)) t.test(`${name}: chainload against a foreign glibc, natively`, (t) => foreignCase(t, arch, true))
 }
+
+/**
+ * armhf: the loader is entered with every register but the one holding its
+ * entry at 0, as the kernel's start_thread() leaves them. glibc's armhf
+ * _start reads r4 as it was at entry ("ldr r4, [sl, r4]"), and died of
+ * SIGSEGV when the shim left an address there. The crafted loader stores
+ * r0-r12 and lr and writes them to stdout: ARM code,
+ *
+ *     push {r0-r12, lr}; write(1, sp, 56); exit_group(0)
+ */
+t.test('armhf: the loader starts with the registers the kernel gives it', async (t) => {
+  const arch = ARCHES.armhf
+  const qemu = qemuFor(arch)
+  if (qemu === null) {
+    t.fail(`qemu-${arch.qemu}-static is not installed (qemu-user-static)`)
+    return
+  }
+  const code = Buffer.alloc(9 * 4)
+  const words = [0xe92d5fff, 0xe3a00001, 0xe1a0100d, 0xe3a02038, 0xe3a07004, 0xef000000, 0xe3a00000, 0xe3a070f8, 0xef000000]
+  words.forEach((w, i) => code.writeUInt32LE(w, i * 4))
+  const loader = craftElf({
+    class: 32,
+    machine: EM_ARM,
+    type: ET_DYN,
+    load: true,
+    sections: false,
+    segments: [{ type: PT_NULL, data: code }],
+    patch: (bytes, layout) => bytes.writeUInt32LE(layout.blobs.segment1?.offset ?? 0, 24),
+  })
+  const host = await makeForeignHost(arch, join(scratch, 'host-armhf-registers'))
+  await mkdir(join(host, 'bin'), { recursive: true })
+  await buildForeignProgram(arch, SELF_PROBE_C, join(host, 'bin/selfprobe'))
+  await rm(join(host, arch.loaders[0] as string))
+  await writeFile(join(host, arch.loaders[0] as string), loader, { mode: 0o755 })
+  const shim = await buildShimFor(arch.name, { name: 'selfprobe', target: '/bin/selfprobe', mode: 'chainload' })
+  const root = await freshRoot({ '/usr/bin/selfprobe': shim })
+  await copyFile(qemu, join(root, 'qemu'))
+
+  const r = runInContainer({ root, host, argv: ['/qemu', '/usr/bin/selfprobe', 'a', 'b'] })
+  t.equal(text(r.stderr), '')
+  t.equal(r.status, 0, 'the crafted loader ran and exited')
+  t.equal(r.stdout.length, 56, 'it wrote r0-r12 and lr')
+  if (r.stdout.length !== 56) return
+  const regs = Array.from({ length: 14 }, (_, i) => r.stdout.readUInt32LE(i * 4))
+  const names = [...Array.from({ length: 13 }, (_, i) => `r${i}`), 'lr']
+  const nonzero = names.filter((name, i) => name !== 'r12' && regs[i] !== 0).map((name) => `${name}=0x${regs[names.indexOf(name)]?.toString(16)}`)
+  t.same(nonzero, [], 'r0-r11 and lr are 0 at entry')
+  t.not(regs[12], 0, 'r12 holds the entry (the register bx took)')
+})
