@@ -33,9 +33,11 @@ const JUMPS: Partial<Record<ArchName, CCode>> = {
   // %rdx: the atexit function (x86-64 psABI, "Process Initialization").
   x86_64: c`	__asm__ volatile("mov %0, %%rsp\n\tjmp *%1" : : "r"(sp), "r"(entry), "d"(0UL) : "memory");`,
   // x0: the atexit function (glibc's aarch64 start.S passes it on as rtld_fini).
-  aarch64: c`	register unsigned long x0 __asm__("x0") = 0;
+  // The entry in x16: a br through x16 lands on a "bti c" (glibc's _start)
+  // even from a guarded page, where one through another register would not.
+  aarch64: c`	register unsigned long x0 __asm__("x0") = 0, x16 __asm__("x16") = entry;
 
-	__asm__ volatile("mov sp, %0\n\tbr %1" : : "r"(sp), "r"(entry), "r"(x0) : "memory");`,
+	__asm__ volatile("mov sp, %0\n\tbr %1" : : "r"(sp), "r"(x16), "r"(x0) : "memory");`,
   // %edx: the atexit function (i386 psABI).
   i686: c`	__asm__ volatile("mov %0, %%esp\n\tjmp *%1" : : "r"(sp), "r"(entry), "d"(0UL) : "memory");`,
   // a0: the atexit function (glibc's riscv start.S).
@@ -107,7 +109,12 @@ export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | 
 export function chainloadBlock(config: ShimConfig, arch: Arch): CCode {
   if (effectiveMode(config, arch) !== 'chainload') return c`#define CHAINLOAD 0`
   const jump = JUMPS[arch.name] as CCode
+  // PROT_BTI: only aarch64 has it. The map_loader fuzz harness defines it for x86_64 first.
+  const bti = arch.name === 'aarch64' ? c`0x10` : c`0`
   return c`#define CHAINLOAD 1
+#ifndef LD_PROT_BTI
+#define LD_PROT_BTI ${bti}
+#endif
 ${CHAINLOAD_C}
 /*
  * Enter the loader as the kernel enters a program: sp at argc, and the
@@ -138,6 +145,67 @@ enum {
 	LD_PHDRS = 64,	/* glibc's loaders have about ten */
 };
 
+#if LD_PROT_BTI
+enum {
+	LD_PT_GNU_PROPERTY = 0x6474e553,
+	LD_NT_GNU_PROPERTY_TYPE_0 = 5,
+	LD_NOTE_MAX = 1024,	/* binfmt_elf's limit: a bigger one is refused */
+};
+#define LD_FEATURE_1_AND 0xc0000000U	/* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+#define LD_FEATURE_1_BTI 1U
+#define LD_HWCAP2_BTI (1UL << 17)
+
+/*
+ * Does the loader ask for branch target identification? binfmt_elf's
+ * parse_elf_properties() on the last PT_GNU_PROPERTY: one
+ * NT_GNU_PROPERTY_TYPE_0 note named "GNU", its properties sorted by type,
+ * each padded to the word size, the AArch64 feature word exactly 4 bytes.
+ * 1 or 0; -1 for a note the kernel would refuse to exec (ENOEXEC).
+ */
+static int loader_bti(int fd, const LdEhdr *eh, const LdPhdr *ph)
+{
+	/* Static: a caller's arguments may have left the shim little stack. */
+	static union {
+		uint32_t w[LD_NOTE_MAX / 4];
+		unsigned char b[LD_NOTE_MAX];
+	} note;
+	const LdPhdr *prop = 0;
+	unsigned long align = sizeof(unsigned long), off = 16, end, o, step;
+	uint32_t type, size, prev = 0;
+	ssize_t n;
+	int i, bti = 0;
+
+	for (i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == LD_PT_GNU_PROPERTY)
+			prop = &ph[i];
+	if (!prop)
+		return 0;
+	if (prop->p_filesz > LD_NOTE_MAX || prop->p_offset > (unsigned long)-1 / 2)
+		return -1;
+	/* Header (namesz, descsz, type) and "GNU\0"; the properties start at 16. */
+	n = pread(fd, note.b, prop->p_filesz, (off_t)prop->p_offset);
+	if (n < 16 || note.w[0] != 4 || note.w[2] != LD_NT_GNU_PROPERTY_TYPE_0 || memcmp(note.b + 12, "GNU", 4) ||
+	    note.w[1] > (unsigned long)n - off)
+		return -1;
+	for (end = off + note.w[1]; off != end; off = o + step, prev = type) {
+		if (end - off < 8)
+			return -1;
+		type = note.w[off / 4];
+		size = note.w[off / 4 + 1];
+		o = off + 8;
+		step = (size + align - 1) & -align;
+		if (size > end - o || step > end - o || (off > 16 && type <= prev))
+			return -1;
+		if (type == LD_FEATURE_1_AND) {
+			if (size != 4)
+				return -1;
+			bti = !!(note.w[o / 4] & LD_FEATURE_1_BTI);
+		}
+	}
+	return bti;
+}
+#endif
+
 /*
  * Map the loader's PT_LOAD segments the way binfmt_elf maps an ET_DYN
  * interpreter: one PROT_NONE reservation of the whole span, so that the
@@ -152,7 +220,7 @@ static int map_loader(int fd, unsigned long size, const LdEhdr *eh, const LdPhdr
 {
 	unsigned long pg = getauxval(AT_PAGESZ), lo = -1UL, hi = 0;
 	char *map;
-	int i;
+	int i, bti = 0;
 
 	for (i = 0; i < eh->e_phnum; i++) {
 		const LdPhdr *p = &ph[i];
@@ -183,6 +251,14 @@ static int map_loader(int fd, unsigned long size, const LdEhdr *eh, const LdPhdr
 	/* Position-independent only: a loader at fixed addresses could land on the program. */
 	if (eh->e_type != ET_DYN || !*phdr || hi <= lo)
 		goto bad;
+#if LD_PROT_BTI
+	/* Its executable segments guarded, where the CPU can: as the kernel maps a program or an interpreter. */
+	i = loader_bti(fd, eh, ph);
+	if (i < 0)
+		goto bad;
+	if (i && getauxval(AT_HWCAP2) & LD_HWCAP2_BTI)
+		bti = LD_PROT_BTI;
+#endif
 	map = mmap(0, hi - lo, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (map == MAP_FAILED)
 		return -1;
@@ -192,7 +268,7 @@ static int map_loader(int fd, unsigned long size, const LdEhdr *eh, const LdPhdr
 	for (i = 0; i < eh->e_phnum; i++) {
 		const LdPhdr *p = &ph[i];
 		/* p_flags has R, W, X as 4, 2, 1; PROT_* has them as 1, 2, 4. */
-		int prot = "\0\4\2\6\1\5\3\7"[p->p_flags & 7];
+		int prot = "\0\4\2\6\1\5\3\7"[p->p_flags & 7] | (p->p_flags & PF_X ? bti : 0);
 		unsigned long start = *bias + (p->p_vaddr & -pg), end, zero, stop;
 
 		if (p->p_type != PT_LOAD)

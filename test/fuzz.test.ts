@@ -3,7 +3,8 @@
 // a 64-bit and a 32-bit shim, resolution inside the root (checked against the
 // kernel's openat2(RESOLVE_IN_ROOT)), the ld.so.conf reader with its glob
 // matcher (checked against glibc's fnmatch), and chainload's loader mapping
-// (map_loader(), x86_64, checked against the file it mapped). A bounded run: each harness for
+// (map_loader(), x86_64, checked against the file it mapped; with it the
+// aarch64 shim's PT_GNU_PROPERTY parsing, loader_bti()). A bounded run: each harness for
 // HOSTSHIM_FUZZ_SECONDS (default 15); any finding fails the test and names
 // the saved input. `npm run fuzz` runs them longer.
 //

@@ -20,9 +20,18 @@
  *     that shares no page with another shows the file's bytes at
  *     bias + p_vaddr (its first 4096) and zeros in its bss (its first page).
  *
+ *
+ * loader_bti() (the aarch64 shim's, compiled in here: LD_PROT_BTI) on the
+ * same input: 1, 0 or -1; 0 when there is no PT_GNU_PROPERTY; 1 only when
+ * the last one lies in the file, is at most 1 KiB, and holds the feature
+ * word (type 0xc0000000, 4 bytes, the BTI bit) at a property's place (a
+ * multiple of 8 from 16 on); -1 makes map_loader() refuse with ENOEXEC.
+ *
  * After each input the harness unmaps the reservation (also after an mmap
  * failure past it), so the iterations do not leak address space.
  */
+/* The aarch64 shim's PT_GNU_PROPERTY parsing (loader_bti()), compiled into this x86_64 one. */
+#define LD_PROT_BTI 0x10
 #include "shim-under-test.h"
 
 #include <sys/syscall.h>
@@ -61,7 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned long pg = getauxval(AT_PAGESZ), lo = -1UL, hi = 0, bias = NO_BIAS, phdr = 0;
 	LdEhdr eh;
 	LdPhdr ph[LD_PHDRS];
-	int r, err, i, j, wraps = 0;
+	const LdPhdr *prop = 0;
+	int r, err, i, j, wraps = 0, bti;
 
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
 		abort();
@@ -83,10 +93,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			wraps = 1;
 	}
 
+	bti = loader_bti(fd, &eh, ph);
+	CHECK(bti == 0 || bti == 1 || bti == -1, "loader_bti returned %d", bti);
+	for (i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == LD_PT_GNU_PROPERTY)
+			prop = &ph[i];
+	CHECK(prop || bti == 0, "loader_bti returned %d without a PT_GNU_PROPERTY", bti);
+	if (bti == 1) {
+		unsigned long o;
+		int found = 0;
+
+		CHECK(prop->p_filesz <= 1024 && prop->p_offset <= size && prop->p_filesz <= size - prop->p_offset,
+		      "BTI from a note [%#lx, +%#lx) not in the file (%zu bytes) or over 1 KiB", prop->p_offset, prop->p_filesz,
+		      size);
+		for (o = 16; o + 12 <= prop->p_filesz && !found; o += 8) {
+			const uint8_t *at = data + prop->p_offset + o;
+			uint32_t w[3];
+
+			memcpy(w, at, sizeof(w));
+			found = w[0] == 0xc0000000U && w[1] == 4 && (w[2] & 1);
+		}
+		CHECK(found, "BTI without the feature word in the note");
+	}
+
 	errno = 0;
 	r = map_loader(fd, size, &eh, ph, &bias, &phdr);
 	err = errno;
 	CHECK(r == 0 || r == -1, "map_loader returned %d", r);
+	CHECK(bti >= 0 || (r == -1 && err == ENOEXEC), "a property note loader_bti refuses, and map_loader returned %d (%s)", r,
+	      strerror(err));
 	if (r < 0) {
 		CHECK(err == ENOEXEC || err == ENOMEM || err == EINVAL, "failed with errno %d (%s)", err, strerror(err));
 		CHECK(err != ENOEXEC || bias == NO_BIAS, "refused with ENOEXEC after mapping (bias %#lx)", bias);

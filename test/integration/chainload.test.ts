@@ -39,7 +39,21 @@ import {
   shellCommand,
   waitStatusFromTime,
 } from '../lib/container.js'
-import { craftElf, ET_DYN, ET_EXEC, EM_ARM, EM_X86_64, PT_NULL } from '../lib/elfcraft.js'
+import {
+  aarch64Feature,
+  craftElf,
+  EM_AARCH64,
+  EM_ARM,
+  EM_X86_64,
+  ET_DYN,
+  ET_EXEC,
+  gnuPropertyNote,
+  PF_R,
+  PT_GNU_PROPERTY,
+  PT_NULL,
+  type CraftSegment,
+} from '../lib/elfcraft.js'
+
 import {
   buildForeignProgram,
   buildSelfProbe,
@@ -424,4 +438,72 @@ t.test('armhf: the loader starts with the registers the kernel gives it', async 
   const nonzero = names.filter((name, i) => name !== 'r12' && regs[i] !== 0).map((name) => `${name}=0x${regs[names.indexOf(name)]?.toString(16)}`)
   t.same(nonzero, [], 'r0-r11 and lr are 0 at entry')
   t.not(regs[12], 0, 'r12 holds the entry (the register bx took)')
+})
+
+/**
+ * aarch64: a loader whose GNU property note asks for BTI gets its executable
+ * segments mapped with PROT_BTI (guarded pages), as binfmt_elf maps a program
+ * or an interpreter, where the CPU has BTI (qemu's default "max" has it,
+ * cortex-a57 not). The crafted loaders exit with 42 at once; their first
+ * instruction is a "bti c" or a nop, and a branch into a guarded page that
+ * does not land on a BTI instruction is SIGILL. So: with the note, a nop
+ * entry dies of SIGILL and a "bti c" one runs; without it, or on a CPU
+ * without BTI (where qemu would refuse PROT_BTI with EINVAL), both run. A
+ * note binfmt_elf refuses (properties out of order) is ENOEXEC, 126.
+ */
+t.test('aarch64: PROT_BTI where the loader\'s GNU property note asks for it', async (t) => {
+  const arch = ARCHES.aarch64
+  const qemu = qemuFor(arch)
+  if (qemu === null) {
+    t.fail(`qemu-${arch.qemu}-static is not installed (qemu-user-static)`)
+    return
+  }
+  const NOP = 0xd503201f
+  const BTI_C = 0xd503245f
+  const crafted = (first: number, property?: Buffer) => {
+    const code = Buffer.alloc(16)
+    ;[first, 0xd2800540 /* mov x0, #42 */, 0xd2800bc8 /* mov x8, #94 (exit_group) */, 0xd4000001 /* svc #0 */].forEach((w, i) =>
+      code.writeUInt32LE(w, i * 4),
+    )
+    const segments: CraftSegment[] = [{ type: PT_NULL, data: code }]
+    if (property) segments.push({ type: PT_GNU_PROPERTY, flags: PF_R, align: 8, data: property })
+    return craftElf({
+      class: 64,
+      machine: EM_AARCH64,
+      type: ET_DYN,
+      load: true,
+      sections: false,
+      segments,
+      patch: (bytes, layout) => bytes.writeBigUInt64LE(BigInt(layout.blobs.segment1?.offset ?? 0), 24),
+    })
+  }
+  const BTI = gnuPropertyNote([aarch64Feature(1)])
+  const host = await makeForeignHost(arch, join(scratch, 'host-aarch64-bti'))
+  await mkdir(join(host, 'bin'), { recursive: true })
+  await buildForeignProgram(arch, SELF_PROBE_C, join(host, 'bin/selfprobe'))
+  const shim = await buildShimFor(arch.name, { name: 'selfprobe', target: '/bin/selfprobe', mode: 'chainload' })
+  const root = await freshRoot({ '/usr/bin/selfprobe': shim })
+  await copyFile(qemu, join(root, 'qemu'))
+  const loaderPath = join(host, arch.loaders[0] as string)
+
+  const cases: { what: string; loader: Buffer; cpu?: string; status: number; stderr?: RegExp }[] = [
+    { what: 'BTI asked, a nop at the entry: SIGILL (the page is guarded)', loader: crafted(NOP, BTI), status: 128 + constants.signals.SIGILL },
+    { what: 'BTI asked, "bti c" at the entry: it runs (br x16 lands there)', loader: crafted(BTI_C, BTI), status: 42 },
+    { what: 'BTI asked, a CPU without BTI: not guarded', loader: crafted(NOP, BTI), cpu: 'cortex-a57', status: 42 },
+    { what: 'no note: not guarded', loader: crafted(NOP), status: 42 },
+    { what: 'a note with PAC only: not guarded', loader: crafted(NOP, gnuPropertyNote([aarch64Feature(2)])), status: 42 },
+    {
+      what: 'a note binfmt_elf refuses: ENOEXEC',
+      loader: crafted(BTI_C, gnuPropertyNote([aarch64Feature(1), aarch64Feature(1)])),
+      status: 126,
+      stderr: /^selfprobe: cannot execute: .*ld-linux-aarch64\.so\.1: Exec format error\n$/,
+    },
+  ]
+  for (const c of cases) {
+    await rm(loaderPath, { force: true })
+    await writeFile(loaderPath, c.loader, { mode: 0o755 })
+    const r = runInContainer({ root, host, argv: ['/qemu', ...(c.cpu ? ['-cpu', c.cpu] : []), '/usr/bin/selfprobe'] })
+    t.equal(r.status, c.status, `${c.what}${r.stderr.length ? `: ${text(r.stderr)}` : ''}`)
+    if (c.stderr) t.match(text(r.stderr), c.stderr, `${c.what}: the message`)
+  }
 })

@@ -21,6 +21,46 @@ export const PT_INTERP = 3
 export const PT_NOTE = 4
 export const PT_PHDR = 6
 export const PT_GNU_STACK = 0x6474e551
+export const PT_GNU_PROPERTY = 0x6474e553
+export const NT_GNU_PROPERTY_TYPE_0 = 5
+export const GNU_PROPERTY_AARCH64_FEATURE_1_AND = 0xc0000000
+export const GNU_PROPERTY_AARCH64_FEATURE_1_BTI = 1
+
+/**
+ * The bytes of a PT_GNU_PROPERTY segment: one NT_GNU_PROPERTY_TYPE_0 note
+ * named "GNU" holding `properties` in the order given (type, its data padded
+ * to `align`: 8 in a 64-bit file, 4 in a 32-bit one), little-endian.
+ * `name` and `descsz` override the note's for malformed ones.
+ */
+export function gnuPropertyNote(
+  properties: readonly { type: number; data: Uint8Array }[],
+  align: 4 | 8 = 8,
+  override: { name?: string; descsz?: number } = {},
+): Buffer {
+  const pad = (b: Uint8Array) => Buffer.concat([b, Buffer.alloc((align - (b.length % align)) % align)])
+  const desc = Buffer.concat(
+    properties.map((p) => {
+      const head = Buffer.alloc(8)
+      head.writeUInt32LE(p.type >>> 0, 0)
+      head.writeUInt32LE(p.data.length, 4)
+      return Buffer.concat([head, pad(p.data)])
+    }),
+  )
+  const name = Buffer.from(`${override.name ?? 'GNU'}\0`, 'latin1')
+  const head = Buffer.alloc(12)
+  head.writeUInt32LE(name.length, 0)
+  head.writeUInt32LE(override.descsz ?? desc.length, 4)
+  head.writeUInt32LE(NT_GNU_PROPERTY_TYPE_0, 8)
+  // "GNU\0" is 4 bytes: 12 + 4, the properties start 8-aligned either way.
+  return Buffer.concat([head, name, Buffer.alloc((4 - (name.length % 4)) % 4), desc])
+}
+
+/** The AArch64 feature word as a property: BTI and/or PAC bits. */
+export function aarch64Feature(bits: number): { type: number; data: Uint8Array } {
+  const data = Buffer.alloc(4)
+  data.writeUInt32LE(bits >>> 0, 0)
+  return { type: GNU_PROPERTY_AARCH64_FEATURE_1_AND, data }
+}
 
 export const PF_X = 1
 export const PF_W = 2

@@ -29,8 +29,11 @@ import {
   PF_R,
   PF_W,
   PF_X,
+  PT_GNU_PROPERTY,
   PT_GNU_STACK,
   PT_INTERP,
+  aarch64Feature,
+  gnuPropertyNote,
   PT_LOAD,
   PT_NULL,
   craftElf,
@@ -315,6 +318,12 @@ export function loaderSeeds(maxLen: number): Buffer[] {
     memsz: 0x80 + 3 * page,
     ...more,
   })
+  const prop = (properties: Parameters<typeof gnuPropertyNote>[0], override?: Parameters<typeof gnuPropertyNote>[2]): CraftSegment => ({
+    type: PT_GNU_PROPERTY,
+    flags: PF_R,
+    align: 8,
+    data: gnuPropertyNote(properties, 8, override),
+  })
   const nulls = (n: number): CraftSegment[] => Array.from({ length: n }, () => ({ type: PT_NULL, flags: 0 }))
   const seeds = [
     craft({}),
@@ -327,6 +336,12 @@ export function loaderSeeds(maxLen: number): Buffer[] {
     craft({ segments: [{ type: PT_LOAD, flags: PF_R | PF_X, offset: 0, vaddr: 0, filesz: 0x40, memsz: 0x40 }] }),
     craft({ segments: [{ type: PT_GNU_STACK, flags: PF_R | PF_W }] }),
     craft({ segments: [rw(), ...nulls(62)] }), // LD_PHDRS headers
+    // PT_GNU_PROPERTY (the aarch64 shim's BTI): asking, not asking, other properties first, the last header counts.
+    craft({ segments: [prop([aarch64Feature(1)])] }),
+    craft({ segments: [prop([aarch64Feature(2)])] }),
+    craft({ segments: [prop([{ type: 0xc0000000 - 1, data: Buffer.alloc(12) }, aarch64Feature(3)])] }),
+    craft({ segments: [prop([aarch64Feature(1)]), prop([])] }),
+    craft({ segments: [prop([aarch64Feature(1)], { descsz: 0 })] }),
     // Refused (ENOEXEC).
     craft({ segments: [rw({ flags: PF_R })] }), // a bss in a read-only segment
     craft({ segments: [rw({ vaddr: 0x10041 })] }), // file and memory pages at different offsets
@@ -335,6 +350,13 @@ export function loaderSeeds(maxLen: number): Buffer[] {
     craft({ segments: [rw({ offset: 0x100040 })] }), // starting past it
     craft({ interpreter: '/lib64/ld-linux-x86-64.so.2' }), // a loader with a loader
     craft({ type: ET_EXEC }),
+    // Property notes binfmt_elf refuses.
+    craft({ segments: [prop([aarch64Feature(1), aarch64Feature(1)])] }), // not sorted
+    craft({ segments: [prop([{ type: 0xc0000000, data: Buffer.alloc(8, 1) }])] }), // the feature word not 4 bytes
+    craft({ segments: [prop([aarch64Feature(1)], { name: 'GNX' })] }),
+    craft({ segments: [prop([aarch64Feature(1)], { descsz: 0x1000 })] }),
+    craft({ segments: [{ type: PT_GNU_PROPERTY, flags: PF_R, data: Buffer.alloc(2000) }] }), // over 1 KiB
+    craft({ segments: [{ type: PT_GNU_PROPERTY, flags: PF_R, data: Buffer.alloc(8) }] }), // shorter than a header and name
     craft({ load: false, segments: [rw({ offset: 0, vaddr: 0x10000, filesz: 0x40, memsz: 0x40 })] }), // no PT_LOAD holds the headers
     craft({ load: false }), // no PT_LOAD at all
     // Too big to reserve (ENOMEM), or to fill once reserved.
