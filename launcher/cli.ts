@@ -45,7 +45,7 @@ function configOptions(cmd: Command): Command {
   return cmd
     .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, planCache, output, outDir)')
     .option('-n, --name <name>', 'program name, used in messages and file names')
-    .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here)')
+    .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here), or $ORIGIN/REL: REL next to the shim')
     .option('--host-root <dir>', 'where containers see the host\'s root', '/run/host')
     .option('-L, --lib-dir <dir>', 'extra host library directory (repeatable)', collect)
     .option('-a, --arch <list>', `architectures: ${ARCH_NAMES.join(', ')}, a comma list, or all`)
@@ -235,14 +235,23 @@ ${examples([
       .option('--host-mode', 'plan for the host itself (DIR is /, no host root mounted) instead of a container')
       .argument('[args...]', 'arguments the shim is called with (after --)')
       .option('--arg0 <arg>', 'the shim\'s own argv[0] (default: the config\'s name)')
-      .option('--runtime-dir <dir>', 'the caller\'s XDG_RUNTIME_DIR: use a plan the shim kept there, as the shim would'),
+      .option('--runtime-dir <dir>', 'the caller\'s XDG_RUNTIME_DIR: use a plan the shim kept there, as the shim would')
+      .option('--origin <dir>', 'for a $ORIGIN/... target: the directory the shim is in (its resolved location); the target is found there, in this machine\'s view'),
   )
-    .addHelpText('after', examples(['hostshim plan --root / -- --version', 'hostshim plan -c hostshim.json --root /srv/fedora-40 --arg0 toolbox -- list']))
+    .addHelpText(
+      'after',
+      examples([
+        'hostshim plan --root / -- --version',
+        'hostshim plan -c hostshim.json --root /srv/fedora-40 --arg0 toolbox -- list',
+        "hostshim plan -n prog -t '$ORIGIN/prog-real' --origin ./builddir --root / -- --help",
+      ]),
+    )
     .action((args: string[], _opts, cmd: Command) => {
-      const opts = cmd.opts<{ root: string; hostMode?: boolean; arg0?: string; runtimeDir?: string }>()
-      const config = loadConfig(givenFlags(cmd, ['root', 'hostMode', 'arg0', 'runtimeDir']), io.cwd)
+      const opts = cmd.opts<{ root: string; hostMode?: boolean; arg0?: string; runtimeDir?: string; origin?: string }>()
+      const config = loadConfig(givenFlags(cmd, ['root', 'hostMode', 'arg0', 'runtimeDir', 'origin']), io.cwd)
       const runtimeDir = opts.runtimeDir === undefined ? undefined : resolve(io.cwd, opts.runtimeDir)
-      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.hostMode ? 'host' : 'container', [opts.arg0 ?? config.name, ...args], runtimeDir)
+      const origin = opts.origin === undefined ? undefined : resolve(io.cwd, opts.origin)
+      const plan = planForRoot(config, resolve(io.cwd, opts.root), opts.hostMode ? 'host' : 'container', [opts.arg0 ?? config.name, ...args], { runtimeDir, origin })
       io.stdout(json(plan))
     })
 

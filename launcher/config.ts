@@ -11,7 +11,11 @@ import { ConfigError } from './errors.js'
 export interface ShimConfig {
   /** program name, used in the shim's messages and output file names */
   readonly name: string
-  /** absolute path of the real binary on the host */
+  /**
+   * absolute path of the real binary on the host, or `$ORIGIN/REL`: REL
+   * relative to the directory of the shim's own resolved executable, in the
+   * caller's view (a build directory); see originRelative()
+   */
   readonly target: string
   /** where a container sees the host's root */
   readonly hostRoot: string
@@ -143,7 +147,31 @@ function checkName(value: unknown): string {
   return name
 }
 
+/** The prefix of a target relative to the shim (the loader's own spelling for "this executable's directory"). */
+export const ORIGIN_PREFIX = '$ORIGIN/'
+
+/** The part after `$ORIGIN/` of a target relative to the shim, or null for an absolute target. */
+export function originRelative(target: string): string | null {
+  return target.startsWith(ORIGIN_PREFIX) ? target.slice(ORIGIN_PREFIX.length) : null
+}
+
+function checkOriginTarget(target: string): string {
+  const rel = (originRelative(target) as string).replace(/\/+$/, '')
+  if (rel === '') throw new ConfigError('target', `${JSON.stringify(target)} names no file after ${JSON.stringify(ORIGIN_PREFIX)}`)
+  if (rel.startsWith('/')) throw new ConfigError('target', `${JSON.stringify(target)}: what follows ${JSON.stringify(ORIGIN_PREFIX)} must be a relative path`)
+  const out = ORIGIN_PREFIX + rel
+  if (byteLength(out) > MAX_PATH_BYTES) throw new ConfigError('target', `is ${byteLength(out)} bytes long; the limit is ${MAX_PATH_BYTES}`)
+  return out
+}
+
 function checkTarget(value: unknown, hostRoot: string): string {
+  const text = checkText('target', value)
+  const origin = text.indexOf('$ORIGIN')
+  const braced = text.indexOf('${ORIGIN}')
+  if (braced >= 0 || (origin >= 0 && !text.startsWith(ORIGIN_PREFIX)) || (origin >= 0 && text.indexOf('$ORIGIN', 1) >= 0)) {
+    throw new ConfigError('target', `${JSON.stringify(text)}: "$ORIGIN" may only begin the target, as ${JSON.stringify(ORIGIN_PREFIX + 'REL')} (REL relative to the shim's directory)`)
+  }
+  if (origin === 0) return checkOriginTarget(text)
   const target = checkPath('target', value)
   if (target === '/') throw new ConfigError('target', 'must name a file, not "/"')
   if (target === hostRoot || target.startsWith(`${hostRoot}/`)) {

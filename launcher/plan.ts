@@ -11,7 +11,7 @@
 // strings (see fromHostBytes).
 
 import type { Arch } from './arch.js'
-import type { ShimConfig } from './config.js'
+import { originRelative, type ShimConfig } from './config.js'
 
 /** musl's strerror() texts (the shim is linked with musl), for every errno a plan can carry. */
 export const STRERROR = {
@@ -60,6 +60,8 @@ export const FAILURES = {
   wrongArch: 'wrong architecture',
   /** execve() itself failed (the model never predicts this one) */
   exec: 'cannot execute',
+  /** a $ORIGIN target, and neither /proc/self/exe nor an absolute AT_EXECFN says where the shim is */
+  originMissing: 'cannot find the shim\'s own directory for $ORIGIN (mount /proc)',
   /** set-user-ID or AT_SECURE: refused before anything else */
   secure: 'refusing to run privileged',
   /** requireHostRoot and host mode: the host's root is not mounted at HOST_ROOT */
@@ -702,6 +704,18 @@ export interface PlanOptions {
    * (or none, without XDG_RUNTIME_DIR in env), so the plan is computed.
    */
   readonly cache?: PlanCacheInput
+  /**
+   * For a `$ORIGIN/REL` target: the directory of the shim's resolved
+   * executable (its /proc/self/exe without the last component), as the caller
+   * sees it; null when the shim cannot tell (no /proc, no absolute AT_EXECFN).
+   */
+  readonly origin?: string | null
+  /**
+   * For a `$ORIGIN/REL` target: the file system as the caller sees it, where
+   * the target is resolved (never under the host root). In a container, the
+   * build directory is at the same path as on the host.
+   */
+  readonly callerView?: HostView
 }
 
 export function exitCodeOf(errno: Errno): 126 | 127 {
@@ -785,19 +799,38 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
 
   // 1. A shim for images only refuses host mode, naming the mount it lacks:
   // stat's errno, ENOTDIR for a file, ENOENT for a directory that is "/" itself.
-  if (opts.mode === 'host' && config.requireHostRoot === true) {
+  const requireHostRoot = () => {
+    if (opts.mode !== 'host' || config.requireHostRoot !== true) return
     const st = view.stat(hostRoot)
     throw new Bail('noHostRoot', hostRoot, isHostErr(st) ? st.errno : st.kind === 'dir' ? 'ENOENT' : 'ENOTDIR')
   }
+  const rel = originRelative(target)
+  // A $ORIGIN target is found first (3a), before the mode is known.
+  if (rel === null) requireHostRoot()
 
   // 3. The target.
   // One work budget for the whole run, as the shim's global one.
   const budget = new WorkBudget()
-  const t = resolveInRoot(view, root, target, budget)
-  if (isHostErr(t)) throw new Bail('targetMissing', inRoot(root, target), t.errno)
-  const program = openProgram(view, arch, t)
+  let t: Resolved | HostErr
+  let program: ProgramVerdict
+  if (rel === null) {
+    t = resolveInRoot(view, root, target, budget)
+    if (isHostErr(t)) throw new Bail('targetMissing', inRoot(root, target), t.errno)
+    program = openProgram(view, arch, t)
+  } else {
+    // Next to the shim, in the caller's own view: not under the host root, whatever the mode.
+    if (opts.origin === undefined || opts.callerView === undefined) {
+      throw new Error(`planShim: the target ${JSON.stringify(config.target)} needs opts.origin and opts.callerView`)
+    }
+    if (opts.origin === null) throw new Bail('originMissing', '/proc/self/exe', 'ENOENT')
+    const asked = `${hostString(opts.origin).replace(/\/+$/, '')}/${rel}`
+    t = resolveInRoot(opts.callerView, '', asked, budget)
+    if (isHostErr(t)) throw new Bail('targetMissing', inRoot('', asked), t.errno)
+    program = openProgram(opts.callerView, arch, t)
+  }
   if (!program.ok) throw new Bail(program.wrongArch ? 'wrongArch' : 'targetBad', t.full, program.errno)
   program.file.close()
+  if (rel !== null) requireHostRoot()
 
   // 4. Which way to run it.
   let hostLoader: string | null = null

@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto'
 import type { Arch } from '../launcher/arch.js'
-import type { ShimConfig } from '../launcher/config.js'
+import { originRelative, type ShimConfig } from '../launcher/config.js'
 import { VERSION } from '../launcher/version.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, shimMark } from '../launcher/mark.js'
 import { FAILURES, STRERROR } from '../launcher/plan.js'
@@ -28,6 +28,8 @@ static const char *const SET_ENV[] = ${cStringArray(env)};
 enum {
 	PASS_ARGV0 = ${cBool(config.argv0)},
 	REQUIRE_HOST_ROOT = ${cBool(config.requireHostRoot === true)},
+	/* TARGET is "$ORIGIN/REL": REL is next to the shim, in the caller's own view. */
+	ORIGIN = ${cBool(originRelative(config.target) !== null)},
 	ELF_MACHINE = ${cInt(arch.machine)},
 	ELF_CLASS = ${cInt(arch.elfClass)},
 	ELF_DATA = ${cInt(arch.byteOrder)},
@@ -61,6 +63,7 @@ function failures(): CCode {
 	WHAT_LOADER_BAD[] = ${cString(FAILURES.loaderBad)},
 	WHAT_WRONG_ARCH[] = ${cString(FAILURES.wrongArch)},
 	WHAT_EXEC[] = ${cString(FAILURES.exec)},
+	WHAT_ORIGIN[] = ${cString(FAILURES.originMissing)},
 	WHAT_SECURE[] = ${cString(FAILURES.secure)},
 	WHAT_NO_HOST_ROOT[] = ${cString(FAILURES.noHostRoot)};`
 }
@@ -232,7 +235,7 @@ static int spend(long units)
  * the top back. The arena's size is the sum of what can be kept at once,
  * each kept string at most PATH_MAX bytes (a multiple of KEEP_ALIGN): what
  * main() keeps (the target, its interpreter, the usr-merged loader name,
- * the loader, its directory), and per ld.so.conf include level a file's
+ * the loader, its directory; for a $ORIGIN target, also the path asked for), and per ld.so.conf include level a file's
  * text, two paths, matched names and their index; plus the largest buffer
  * used and given back on top of all that (the headers and interpreter
  * read_elf() reads; more than resolve()'s path and link, or a batch of
@@ -241,7 +244,7 @@ static int spend(long units)
 enum {
 	KEEP_ALIGN = 16,
 	LEVEL = MAX_CONF + MAX_NAMES + 2 * PATH_MAX + MAX_MATCHES * sizeof(char *) + 5 * KEEP_ALIGN,
-	ARENA = 5 * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP,
+	ARENA = (5 + ORIGIN) * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP,
 };
 static struct {
 	/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
@@ -1093,12 +1096,66 @@ static char **environment(char **env, char **out)
 
 ${PLAN_CACHE_IO}
 
+/*
+ * For a "$ORIGIN/REL" target: the directory of the shim's resolved
+ * executable, with REL after it, kept at the arena's top. /proc/self/exe is
+ * what the kernel resolved, so a symbolic link to the shim elsewhere still
+ * finds its build directory. Without /proc (some minimal containers), the
+ * name the shim was exec'd by (AT_EXECFN), resolved, when it is absolute.
+ * Runs before the mode is known: resolve() walks the caller's own root.
+ */
+static char *origin_path(void)
+{
+	char *path = top();
+	const char *execfn;
+	struct stat st;
+	ssize_t n = readlink("/proc/self/exe", path, PATH_MAX);
+	size_t dir;
+
+	if (n > 0 && n < PATH_MAX && path[0] == '/') {
+		path[n] = 0;
+	} else {
+		int err = n < 0 ? errno : ENAMETOOLONG;
+
+		execfn = (const char *)getauxval(AT_EXECFN);
+		if (!execfn || execfn[0] != '/' || resolve(execfn, path, &st) < 0)
+			bail(WHAT_ORIGIN, "/proc/self/exe", err);
+	}
+	dir = (size_t)(strrchr(path, '/') - path) + 1;
+	if (dir + strlen(TARGET + sizeof("$ORIGIN")) > PATH_MAX - 1) {
+		memcpy(path + dir, TARGET + sizeof("$ORIGIN"), PATH_MAX - 1 - dir);
+		path[PATH_MAX - 1] = 0;
+		bail(WHAT_TARGET_MISSING, path, ENAMETOOLONG);
+	}
+	cpy(path + dir, TARGET + sizeof("$ORIGIN"));
+	return keep_string();
+}
+
+/*
+ * The target, resolved in the root and checked: kept at the arena's top,
+ * and its interpreter, if it has one, right above it (*has_interp); *fd is
+ * the file checked, open.
+ */
+static char *find_target(const char *asked, int *has_interp, int *fd)
+{
+	char *target = top();
+	struct stat st;
+
+	if (resolve(asked, target, &st) < 0)
+		bail(WHAT_TARGET_MISSING, ORIGIN ? asked : in_root(asked), errno);
+	keep_string();
+	*fd = open_program(target, &st, has_interp);
+	if (*fd < 0)
+		bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
+	return target;
+}
+
 extern char **environ;
 
 int main(int argc, char **argv)
 {
 	char *target, *loader = 0, *tried, *lp = m.lp;
-	const char *host_loader = 0, *path, *dir;
+	const char *host_loader = 0, *path, *dir, *asked = 0;
 	struct stat st, top_st, root_st;
 	struct plan plan;
 	int container = 0, fd, target_fd = -1, has_interp, argv0 = 0, knows = 0, on_stack, i;
@@ -1115,14 +1172,15 @@ int main(int argc, char **argv)
 	 */
 	if (getauxval(AT_SECURE))
 		bail(WHAT_SECURE, TARGET, EPERM);
+	/* Next to the shim: where the shim is, in the caller's own view. */
+	if (ORIGIN)
+		asked = origin_path();
 
 	/* A Toolbx host has /run/host -> ../: the same directory as /, so host mode. */
 	memset(&top_st, 0, sizeof(top_st));
 	if (!stat(HOST_ROOT, &st) && S_ISDIR(st.st_mode) && !stat("/", &top_st) &&
 	    (st.st_dev != top_st.st_dev || st.st_ino != top_st.st_ino)) {
 		container = 1;
-		m.root = HOST_ROOT;
-		m.root_len = sizeof(HOST_ROOT) - 1;
 	} else if (REQUIRE_HOST_ROOT) {
 		/* For images only: the host's root is not mounted, and host mode is never right. */
 		bail(WHAT_NO_HOST_ROOT, HOST_ROOT, stat(HOST_ROOT, &st) ? errno : S_ISDIR(st.st_mode) ? ENOENT : ENOTDIR);
@@ -1146,19 +1204,22 @@ int main(int argc, char **argv)
 		knows = plan.argv0;
 	} else {
 		plan_record();
+		/* A $ORIGIN target: in the caller's own view, so before the host root is taken. */
+		if (ORIGIN)
+			target = find_target(asked, &has_interp, &target_fd);
 		if (container) {
+			m.root = HOST_ROOT;
+			m.root_len = sizeof(HOST_ROOT) - 1;
 			/* Without it, full paths do. */
 			m.rootfd = openat(AT_FDCWD, HOST_ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
 			if (m.rootfd < 0)
 				m.rootfd = AT_FDCWD;
+			/* What resolve() learnt of the caller's tree is not the host's. */
+			m.n_seen = 0;
+			m.seen_used = 0;
 		}
-		target = top();
-		if (resolve(TARGET, target, &st) < 0)
-			bail(WHAT_TARGET_MISSING, in_root(TARGET), errno);
-		keep_string();
-		target_fd = open_program(target, &st, &has_interp);
-		if (target_fd < 0)
-			bail(m.wrong_arch ? WHAT_WRONG_ARCH : WHAT_TARGET_BAD, target, errno);
+		if (!ORIGIN)
+			target = find_target(TARGET, &has_interp, &target_fd);
 		if (has_interp) {
 			char *interp = keep_string();
 
