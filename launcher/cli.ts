@@ -1,7 +1,7 @@
 // The command line: parse, call the core, print. No work happens here.
 
-import { readFileSync, statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { readFileSync, realpathSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { ARCH_NAMES, type Arch } from './arch.js'
 import { clearCaches, formatCaches, listCaches } from './cache.js'
@@ -223,7 +223,7 @@ ${examples([
     .addHelpText('after', examples(['hostshim inspect /usr/bin/toolbox          an installed shim: its target and config hash', 'hostshim inspect --json /usr/libexec/toolbox/toolbox']))
     .action((file: string, opts: { json?: boolean }) => {
       const path = resolve(io.cwd, file)
-      const report = inspectFile(readInput(path), path)
+      const report = inspectFile(readInput(path), path, realPathOf(path))
       io.stdout(opts.json ? json(report) : formatInspect(report))
     })
 
@@ -381,7 +381,9 @@ ${examples([
         }
         return { name: full, view: nodeHostView(full), id }
       }
-      const result = doctor(bytes, path, opts.rootfs.map((dir) => tree(dir, '--rootfs')), tree(opts.host, '--host'))
+      // The program's own libraries ($ORIGIN in its RUNPATH) are where its file is, as every tree sees it.
+      const place = { dir: dirname(realPathOf(path)), view: nodeHostView('/') }
+      const result = doctor(bytes, path, opts.rootfs.map((dir) => tree(dir, '--rootfs')), tree(opts.host, '--host'), place)
       if (result.trees.some((t) => t.verdict === 'cannot-run')) state.exitCode = EXIT_CODES.cannotRun
       if (opts.json) io.stdout(json(result))
       else if (!opts.quiet) io.stdout(formatDoctor(result))
@@ -411,6 +413,15 @@ ${examples(['hostshim cache', 'hostshim cache --clear', 'hostshim cache --json']
     })
 
   return program
+}
+
+/** The file's resolved path; the path itself when it cannot be resolved (readInput says why). */
+function realPathOf(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
+  }
 }
 
 function readInput(path: string): Buffer {

@@ -264,16 +264,42 @@ function findLibrary(view: HostView, arch: Arch, dirs: readonly string[], name: 
   return null
 }
 
-interface Closure {
-  readonly libraries: Loaded[]
-  readonly missingLibraries: MissingLibrary[]
-  readonly missingVersions: MissingVersion[]
+/** A directory libraries are looked for in, in the file system it is seen in. */
+export interface OwnDir {
+  readonly view: HostView
+  readonly dir: string
 }
 
-/** An object's DT_RUNPATH (else DT_RPATH) directories: absolute ones, without $ORIGIN and other tokens. */
-function ownDirs(elf: ElfInfo): { dirs: string[]; runpath: boolean } {
+/**
+ * Where the program's file is: the directory of its resolved file, in the
+ * caller's file system (this machine's). A RUNPATH entry with "$ORIGIN" is
+ * that directory (a build directory, shared at the same path by the host and
+ * its containers), not a directory of the tree.
+ */
+export interface ProgramPlace {
+  /** the directory of the program's resolved file */
+  readonly dir: string
+  /** the caller's file system: this machine's */
+  readonly view: HostView
+}
+
+const ORIGIN_TOKEN = /\$(ORIGIN\b|\{ORIGIN\})/g
+
+/**
+ * An object's DT_RUNPATH (else DT_RPATH) directories: absolute ones in the
+ * tree; those with $ORIGIN where the object is (`origin`, skipped when
+ * unknown); entries with other tokens skipped.
+ */
+function ownDirs(elf: ElfInfo, origin: ProgramPlace | undefined, tree: HostView): { dirs: OwnDir[]; runpath: boolean } {
   const text = elf.dynamic?.runpath ?? elf.dynamic?.rpath ?? null
-  const dirs = (text ?? '').split(':').filter((d) => d.startsWith('/') && !d.includes('$'))
+  const dirs: OwnDir[] = []
+  for (const entry of (text ?? '').split(':')) {
+    if (entry.search(ORIGIN_TOKEN) >= 0) {
+      if (origin !== undefined) dirs.push({ view: origin.view, dir: entry.replace(ORIGIN_TOKEN, origin.dir) })
+    } else if (entry.startsWith('/') && !entry.includes('$')) {
+      dirs.push({ view: tree, dir: entry })
+    }
+  }
   return { dirs, runpath: elf.dynamic?.runpath != null }
 }
 
@@ -282,14 +308,43 @@ function ownDirs(elf: ElfInfo): { dirs: string[]; runpath: boolean } {
  * DT_RUNPATH), then --library-path (`explicit`: the shim's), then
  * DT_RUNPATH, then the tree's own directories.
  */
-function searchDirs(elf: ElfInfo, dirs: readonly string[], explicit: boolean): readonly string[] {
-  const own = ownDirs(elf)
-  if (own.dirs.length === 0) return dirs
-  if (!own.runpath) return [...own.dirs, ...dirs]
-  return explicit ? [...dirs, ...own.dirs] : [...own.dirs, ...dirs]
+function searchDirs(elf: ElfInfo, origin: ProgramPlace | undefined, view: HostView, dirs: readonly string[], explicit: boolean): readonly OwnDir[] {
+  const path = dirs.map((dir) => ({ view, dir }))
+  const own = ownDirs(elf, origin, view)
+  if (own.dirs.length === 0) return path
+  if (!own.runpath) return [...own.dirs, ...path]
+  return explicit ? [...path, ...own.dirs] : [...own.dirs, ...path]
 }
 
-function loadClosure(view: HostView, arch: Arch, program: { name: string; elf: ElfInfo }, loader: Loaded | null, dirs: readonly string[], explicit = false): Closure {
+/** The first of `dirs` that holds the library, and where it was found; a name with "/" is that file of the tree. */
+function findOwnLibrary(view: HostView, arch: Arch, dirs: readonly OwnDir[], name: string): { lib: Loaded; at: ProgramPlace } | null {
+  if (name.includes('/')) {
+    const lib = findLibrary(view, arch, [], name)
+    return lib === null ? null : { lib, at: { view, dir: lib.path.slice(0, lib.path.lastIndexOf('/')) || '/' } }
+  }
+  for (const d of dirs) {
+    const lib = findLibrary(d.view, arch, [d.dir], name)
+    if (lib !== null) return { lib, at: { view: d.view, dir: lib.path.slice(0, lib.path.lastIndexOf('/')) || '/' } }
+  }
+  return null
+}
+
+interface Closure {
+  readonly libraries: Loaded[]
+  readonly missingLibraries: MissingLibrary[]
+  readonly missingVersions: MissingVersion[]
+}
+
+/** `place`: where the program is, for its $ORIGIN; a library's $ORIGIN is where it was found. */
+function loadClosure(
+  view: HostView,
+  arch: Arch,
+  program: { name: string; elf: ElfInfo },
+  loader: Loaded | null,
+  dirs: readonly string[],
+  explicit = false,
+  place?: ProgramPlace,
+): Closure {
   // ld.so matches DT_NEEDED (and verneed file names) against the sonames of what it has loaded.
   const bySoname = new Map<string, Loaded>()
   const libraries: Loaded[] = []
@@ -300,22 +355,24 @@ function loadClosure(view: HostView, arch: Arch, program: { name: string; elf: E
     if (soname) bySoname.set(soname, lib)
   }
   if (loader) remember(loader)
-  const queue: { name: string; elf: ElfInfo }[] = [program]
-  const objects: { name: string; elf: ElfInfo }[] = [program]
+  type Object = { name: string; elf: ElfInfo; at?: ProgramPlace | undefined }
+  const queue: Object[] = [{ ...program, at: place }]
+  const objects: Object[] = [program]
   const missing = new Set<string>()
   while (queue.length > 0) {
-    const object = queue.shift() as { name: string; elf: ElfInfo }
+    const object = queue.shift() as Object
     for (const name of object.elf.dynamic?.needed ?? []) {
       if (bySoname.has(name) || missing.has(name)) continue
-      const lib = findLibrary(view, arch, searchDirs(object.elf, dirs, explicit), name)
-      if (lib === null) {
+      const found = findOwnLibrary(view, arch, searchDirs(object.elf, object.at, view, dirs, explicit), name)
+      if (found === null) {
         missing.add(name)
         missingLibraries.push({ name, neededBy: object.name })
         continue
       }
+      const { lib, at } = found
       remember(lib)
       libraries.push(lib)
-      const entry = { name: lib.name, elf: lib.elf }
+      const entry = { name: lib.name, elf: lib.elf, at }
       queue.push(entry)
       objects.push(entry)
     }
@@ -376,8 +433,9 @@ function factsFrom(
   dirs: readonly string[],
   explicit = false,
   own?: HostView,
+  place?: ProgramPlace,
 ): TreeFacts {
-  const closure = program.elf.isStatic ? { libraries: [], missingLibraries: [], missingVersions: [] } : loadClosure(view, arch, program, loader, dirs, explicit)
+  const closure = program.elf.isStatic ? { libraries: [], missingLibraries: [], missingVersions: [] } : loadClosure(view, arch, program, loader, dirs, explicit, place)
   // A tree with the host mounted: its glibc is its own libc.so.6, whatever the program loads.
   const treeLibc = own === undefined ? undefined : findLibrary(own, arch, dirs, 'libc.so.6')
   return {
@@ -419,8 +477,9 @@ export function withHostMounted(view: HostView, host: HostView, at: string = PLA
  * the tree's libraries. With `host`, the tree is a container's and sees the
  * host at /run/host (so a Toolbx-built program, PT_INTERP and RUNPATH under
  * /run/host, finds the host's loader and libraries, as it does there).
+ * `place`: where the program is, for its $ORIGIN RUNPATH entries.
  */
-export function checkDirect(view: HostView, bytes: Buffer, name: string, host?: HostView): TreeFacts {
+export function checkDirect(view: HostView, bytes: Buffer, name: string, host?: HostView, place?: ProgramPlace): TreeFacts {
   const { elf, arch } = programFacts(bytes, name)
   const program = { name, elf }
   const seen = host === undefined ? view : withHostMounted(view, host)
@@ -433,17 +492,17 @@ export function checkDirect(view: HostView, bytes: Buffer, name: string, host?: 
   // (ld.so.conf, the standard ones) give the same list; without any loader, the standard ones.
   const plan = shimPlan(view, arch, bytes)
   const dirs = plan.ok && plan.loader !== null ? plan.libraryPath : standardDirs(view, arch)
-  return factsFrom(seen, arch, program, loader ?? (plan.ok && plan.loader ? loadedFile(view, arch, plan.loader) : null), problem, dirs, false, host === undefined ? undefined : view)
+  return factsFrom(seen, arch, program, loader ?? (plan.ok && plan.loader ? loadedFile(view, arch, plan.loader) : null), problem, dirs, false, host === undefined ? undefined : view, place)
 }
 
 /** The tree as the host, the program started by the shim: the host's loader and library path. */
-export function checkThroughShim(view: HostView, bytes: Buffer, name: string): TreeFacts {
+export function checkThroughShim(view: HostView, bytes: Buffer, name: string, place?: ProgramPlace): TreeFacts {
   const { elf, arch } = programFacts(bytes, name)
   const program = { name, elf }
   const plan = shimPlan(view, arch, bytes)
-  if (!plan.ok) return factsFrom(view, arch, program, null, plan.problem, standardDirs(view, arch))
-  if (plan.loader === null) return factsFrom(view, arch, program, null, null, [])
-  return factsFrom(view, arch, program, loadedFile(view, arch, plan.loader), null, plan.libraryPath, true)
+  if (!plan.ok) return factsFrom(view, arch, program, null, plan.problem, standardDirs(view, arch), false, undefined, place)
+  if (plan.loader === null) return factsFrom(view, arch, program, null, null, [], false, undefined, place)
+  return factsFrom(view, arch, program, loadedFile(view, arch, plan.loader), null, plan.libraryPath, true, undefined, place)
 }
 
 // ---------------------------------------------------------------------------
@@ -474,11 +533,12 @@ function withGlibc(text: string, facts: TreeFacts): string {
   return facts.missingLibraries.some((m) => m.name === 'libc.so.6') || facts.loader === null ? text : `${text}; it has no glibc`
 }
 
-export function doctor(bytes: Buffer, file: string, trees: readonly Tree[], host: Tree): DoctorReport {
+/** `place`: where the program's file is, for the libraries its RUNPATH finds relative to it ($ORIGIN). */
+export function doctor(bytes: Buffer, file: string, trees: readonly Tree[], host: Tree, place?: ProgramPlace): DoctorReport {
   const { facts: program } = programFacts(bytes, file)
   const p = program
   const name = file.slice(file.lastIndexOf('/') + 1)
-  const hostFacts = checkThroughShim(host.view, bytes, name)
+  const hostFacts = checkThroughShim(host.view, bytes, name, place)
   let hostReason: string
   let hostOk = hostFacts.ok
   if (hostFacts.arch !== null && !runsNatively(hostFacts.arch, program.arch)) {
@@ -493,7 +553,7 @@ export function doctor(bytes: Buffer, file: string, trees: readonly Tree[], host
   const reports = trees.map((tree): TreeReport => {
     const isHost = tree.id !== undefined && tree.id === host.id
     // A container sees the host at the host root; the host itself has no such mount.
-    const direct = checkDirect(tree.view, bytes, name, isHost ? undefined : host.view)
+    const direct = checkDirect(tree.view, bytes, name, isHost ? undefined : host.view, place)
     const foreign = direct.arch !== null && !runsNatively(direct.arch, program.arch)
     if (direct.ok && !foreign) {
       const what = direct.loader?.startsWith(`${PLAN_ROOT}/`)

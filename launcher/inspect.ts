@@ -2,7 +2,8 @@
 // Pure: bytes in, a report out; the CLI reads the file and prints.
 
 import { findNote, glibcVersionsRequired, parseElf } from './elf.js'
-import type { ShimMode } from './config.js'
+import { posix } from 'node:path'
+import { originRelative, type ShimMode } from './config.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark, type ShimMark } from './mark.js'
 
 export interface InspectReport {
@@ -27,10 +28,17 @@ export interface InspectReport {
    * executables (EXEC). null for a file that is not a shim.
    */
   readonly shimMode: ShimMode | null
+  /**
+   * For a shim whose target is `$ORIGIN/REL`: where that is for this file,
+   * REL joined to the directory of the file's resolved path (the shim
+   * resolves REL's links and ".." as it walks); null otherwise.
+   */
+  readonly targetHere: string | null
   readonly warnings: readonly string[]
 }
 
-export function inspectFile(bytes: Uint8Array, file: string): InspectReport {
+/** `realPath`: the file's resolved path (realpath), for a `$ORIGIN` target; `file` when not given. */
+export function inspectFile(bytes: Uint8Array, file: string, realPath: string = file): InspectReport {
   const elf = parseElf(bytes, file)
   const note = findNote(elf, MARK_NOTE_NAME, MARK_NOTE_TYPE)
   const shim = note ? parseMark(note.desc) : null
@@ -50,8 +58,14 @@ export function inspectFile(bytes: Uint8Array, file: string): InspectReport {
     versionsRequired: elf.versionsRequired,
     shim,
     shimMode: shim ? (elf.typeName === 'DYN' ? 'chainload' : 'exec') : null,
+    targetHere: shim ? originTarget(shim.target, realPath) : null,
     warnings: elf.warnings,
   }
+}
+
+function originTarget(target: string, realPath: string): string | null {
+  const rel = originRelative(target)
+  return rel === null ? null : posix.join(posix.dirname(realPath), rel)
 }
 
 export function formatInspect(r: InspectReport): string {
@@ -71,7 +85,7 @@ export function formatInspect(r: InspectReport): string {
   if (other.length) rows.push(['other versions', other.join(' ')])
   if (r.shim) {
     rows.push(['hostshim shim', `${r.shim.name} (hostshim ${r.shim.hostshim}, ${r.shim.arch})`])
-    rows.push(['target', JSON.stringify(r.shim.target)])
+    rows.push(['target', JSON.stringify(r.shim.target) + (r.targetHere === null ? '' : ` (next to the shim, in the caller's view: here ${JSON.stringify(r.targetHere)})`)])
     rows.push(['host root', JSON.stringify(r.shim.hostRoot)])
     if (r.shimMode) rows.push(['mode', r.shimMode === 'chainload' ? 'chainload (maps the host loader in-process)' : 'exec (execs the host loader)'])
     rows.push(['config hash', r.shim.config])

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { ARCH_NAMES, nativeArch } from '../launcher/arch.js'
-import { CONFIG_FIELDS, checkIdentifier, parseArchList, shimConfigOf, validateConfig } from '../launcher/config.js'
+import { CONFIG_FIELDS, checkIdentifier, originRelative, parseArchList, shimConfigOf, validateConfig } from '../launcher/config.js'
 import { ConfigError } from '../launcher/errors.js'
 
 const base = { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' }
@@ -85,6 +85,25 @@ t.test('refusals name the field and say why', async (t) => {
   refusal(t, { ...base, env: { A: 1 } }, 'env.A', /string/)
   refusal(t, { ...base, env: { HOSTSHIM_DEBUG: '1' } }, 'env.HOSTSHIM_DEBUG', /debug variable/)
   refusal(t, { ...base, colour: 'red' }, 'colour', /not a config field; known fields: name/)
+})
+
+t.test('$ORIGIN targets: relative to the shim, "$ORIGIN/" only as a prefix', async (t) => {
+  t.equal(validateConfig({ ...base, target: '$ORIGIN/prog' }).target, '$ORIGIN/prog')
+  t.equal(validateConfig({ ...base, target: '$ORIGIN/../libexec/x/' }).target, '$ORIGIN/../libexec/x', 'trailing "/" dropped, ".." kept')
+  t.equal(validateConfig({ ...base, target: '$ORIGIN/src/run/host/x' }).target, '$ORIGIN/src/run/host/x', 'not a host path: the host root prefix rule does not apply')
+  t.equal(validateConfig({ ...base, target: '/usr/bin/$HOME' }).target, '/usr/bin/$HOME', 'other "$" in an absolute target as before')
+  refusal(t, { ...base, target: '$ORIGIN/' }, 'target', /names no file after "\$ORIGIN\/"/)
+  refusal(t, { ...base, target: '$ORIGIN//' }, 'target', /names no file/)
+  refusal(t, { ...base, target: '$ORIGIN' }, 'target', /may only begin the target/)
+  refusal(t, { ...base, target: '$ORIGINAL/x' }, 'target', /may only begin the target/)
+  refusal(t, { ...base, target: '$ORIGIN//abs' }, 'target', /must be a relative path/)
+  refusal(t, { ...base, target: '/opt/$ORIGIN/x' }, 'target', /may only begin the target/)
+  refusal(t, { ...base, target: '$ORIGIN/a/$ORIGIN/b' }, 'target', /may only begin the target/)
+  refusal(t, { ...base, target: '${ORIGIN}/x' }, 'target', /may only begin the target, as "\$ORIGIN\/REL"/)
+  refusal(t, { ...base, target: `$ORIGIN/${'a'.repeat(4088)}` }, 'target', /4096 bytes long; the limit is 4095/)
+  refusal(t, { ...base, target: '$ORIGIN/a\0b' }, 'target', /NUL/)
+  t.equal(originRelative('$ORIGIN/../x'), '../x')
+  t.equal(originRelative('/usr/bin/x'), null)
 })
 
 t.test('identifiers', async (t) => {

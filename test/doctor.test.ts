@@ -140,6 +140,34 @@ t.test('Debian 11, a debootstrapped tree', { timeout: 25 * 60_000 }, async (t) =
   t.ok(deb.direct.missingVersions.some((m) => m.version === 'GLIBC_2.34' && m.library === 'libc.so.6'), 'lacks GLIBC_2.34')
 })
 
+t.test('a program in a build directory: its own libraries by RUNPATH $ORIGIN, through a link too', async (t) => {
+  const build = join(scratch, 'build')
+  await mkdir(join(build, 'lib'), { recursive: true })
+  await writeFile(join(build, 'greet.c'), 'const char *greeting(void) { return "hi"; }\n')
+  await writeFile(join(build, 'main.c'), 'const char *greeting(void);\nint main(void) { return greeting()[0] != 0x68; }\n')
+  const cc = (args: string[]) => t.equal(spawnSync(CC, args, { cwd: build, encoding: 'utf8' }).status, 0, `cc ${args.join(' ')}`)
+  cc(['-shared', '-fPIC', '-o', 'lib/libgreet.so', 'greet.c'])
+  cc(['-o', 'prog', 'main.c', '-Llib', '-lgreet', '-Wl,-rpath,$ORIGIN/lib'])
+  const here = join(build, 'prog')
+  const r = await doctor(here, '--rootfs', busyboxRoot, '--rootfs', oldRoot)
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.report.host, { ok: true, facts: { missingLibraries: [] } })
+  t.ok(r.report.host.facts.libraries.some((l) => l.name === 'libgreet.so' && l.path === join(build, 'lib/libgreet.so')), 'found in the build directory')
+  t.equal(tree(r.report, busyboxRoot).verdict, 'needs-shim')
+  t.equal(tree(r.report, oldRoot).verdict, 'needs-shim')
+  t.same(tree(r.report, oldRoot).direct.missingLibraries, [], 'the old tree lacks versions, not the program\'s own library')
+  // Called through a symbolic link elsewhere: $ORIGIN is where the file really is.
+  await symlink(here, join(scratch, 'prog-link'))
+  const linked = await doctor(join(scratch, 'prog-link'), '--rootfs', busyboxRoot)
+  t.equal(linked.code, 0, linked.stderr)
+  t.same(linked.report.host.facts.missingLibraries, [])
+  // Moved away from its library: doctor says what is missing.
+  await copyFile(here, join(scratch, 'prog-moved'))
+  const moved = await doctor(join(scratch, 'prog-moved'), '--rootfs', busyboxRoot)
+  t.equal(moved.code, 8)
+  t.match(moved.report.host.facts.missingLibraries, [{ name: 'libgreet.so' }])
+})
+
 t.test('"needs the shim" is a promise about the host', async (t) => {
   const r = await doctor(program, '--rootfs', busyboxRoot, '--rootfs', '/', '--host', oldRoot)
   t.equal(r.code, 8, 'some tree cannot run it: exit 8')

@@ -55,6 +55,20 @@ t.test('a shim is recognised by its mark', async (t) => {
   t.equal(inspectFile(craftElf({ notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc: Buffer.from('{"x":1}') }] }), 'x').shim, null)
 })
 
+t.test('a shim with a $ORIGIN target: the relative target, and where it is for this file', async (t) => {
+  const config = validateConfig({ name: 'prog', target: '$ORIGIN/../libexec/prog' })
+  const desc = Buffer.from(`${JSON.stringify(shimMark(config, ARCHES.x86_64))}\0`)
+  const elf = craftElf({ machine: EM_X86_64, notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc }] })
+  const r = inspectFile(elf, '/home/u/bin/prog', '/home/u/src/build/bin/prog')
+  t.equal(r.shim?.target, '$ORIGIN/../libexec/prog')
+  t.equal(r.targetHere, '/home/u/src/build/libexec/prog', 'next to the resolved file, not the name it was given')
+  t.match(formatInspect(r), /^target: +"\$ORIGIN\/\.\.\/libexec\/prog" \(next to the shim, in the caller's view: here "\/home\/u\/src\/build\/libexec\/prog"\)$/m)
+  t.equal(inspectFile(elf, '/b/prog').targetHere, '/libexec/prog', 'without a resolved path: the file\'s own')
+  const absolute = validateConfig({ name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' })
+  const plain = Buffer.from(`${JSON.stringify(shimMark(absolute, ARCHES.x86_64))}\0`)
+  t.equal(inspectFile(craftElf({ machine: EM_X86_64, notes: [{ name: MARK_NOTE_NAME, type: MARK_NOTE_TYPE, desc: plain }] }), '/b/x').targetHere, null)
+})
+
 t.test('marks', async (t) => {
   t.equal(parseMark(Buffer.from('not json')), null)
   t.equal(parseMark(Buffer.from('{"hostshim":"1","target":"/x"}')), null, 'the config hash is required')

@@ -1005,3 +1005,59 @@ t.test('a path that ends in a link to "." or "..": the directory it names, not t
   const lp = ran(plan(root, { libDirs: ['/usr/local/lib/self', '/usr/local/lib/selfself'] })).libraryPath
   t.same(lp?.split(':'), ['/run/host/lib64', '/run/host/usr/lib/stuff', '/run/host/usr/local', '/run/host/usr/lib', '/run/host/usr/local/lib'])
 })
+
+// ---------------------------------------------------------------------------
+// $ORIGIN targets: next to the shim, in the caller's own view.
+
+t.test('$ORIGIN targets are found in the caller\'s view, loader and libraries under the host root', async (t) => {
+  const dir = t.testdir()
+  const host = build(join(dir, 'host'), {
+    [LD]: loader(),
+    '/usr/lib64': { dir: true },
+    // The host has a file at the build directory's path too: it must not be the one taken.
+    '/home/u/build/prog': exe(),
+  })
+  const caller = build(join(dir, 'caller'), {
+    '/home/u/build/prog': exe(LD),
+    '/home/u/build/libexec': { link: 'real' },
+    '/home/u/build/real/helper': exe(LD),
+    '/home/u/build/static': exe(),
+    '/home/u/build/toolbox-built': exe(`/run/host${LD}`),
+  })
+  const callerView = nodeHostView(caller)
+  const where = { origin: '/home/u/build', callerView }
+  const lp = '/run/host/lib64:/run/host/usr/lib64'
+  const ld = `/run/host${LD}`
+  const origin = (target: string, opts: Partial<PlanOptions> = {}) => plan(host, { target }, { ...where, ...opts })
+
+  t.same(origin('$ORIGIN/prog'), okPlan('container', ld, lp, ld, viaLoader(ld, lp, '/home/u/build/prog')), 'container: the caller\'s file, the host\'s loader')
+  t.same(
+    origin('$ORIGIN/../build/libexec/./helper'),
+    okPlan('container', ld, lp, ld, viaLoader(ld, lp, '/home/u/build/real/helper')),
+    '".." and links walked in the caller\'s view; the resolved path is passed on',
+  )
+  t.same(origin('$ORIGIN/prog', { origin: '/home/u/build/' }), origin('$ORIGIN/prog'), 'a trailing "/" on the origin changes nothing')
+  t.same(origin('$ORIGIN/static'), okPlan('container', null, null, '/home/u/build/static', ['toolbox', 'list', '-c']), 'static: exec\'d directly')
+  t.same(
+    origin('$ORIGIN/prog', { mode: 'host' }),
+    okPlan('host', null, null, '/home/u/build/prog', ['toolbox', 'list', '-c']),
+    'host mode: run directly, as an absolute target would be',
+  )
+  const hostLd = LD
+  t.same(
+    origin('$ORIGIN/toolbox-built', { mode: 'host' }),
+    okPlan('host', hostLd, '/lib64:/usr/lib64', hostLd, viaLoader(hostLd, '/lib64:/usr/lib64', '/home/u/build/toolbox-built')),
+    'host mode: PT_INTERP under the host root goes through the host loader',
+  )
+  t.same(origin('$ORIGIN/missing'), failPlan('targetMissing', '/home/u/build/missing', 'ENOENT'), 'missing: the caller\'s path, no host root in front')
+  t.same(origin('$ORIGIN/prog', { origin: null }), failPlan('originMissing', '/proc/self/exe', 'ENOENT'), 'no /proc: 127 and a message that says so')
+  t.match(failed(origin('$ORIGIN/prog', { origin: null })).message, /mount \/proc/)
+  const long = `$ORIGIN/${'x'.repeat(4085)}`
+  const cut = `/home/u/build/${'x'.repeat(4085)}`.slice(0, 4095)
+  t.same(origin(long), failPlan('targetMissing', cut, 'ENAMETOOLONG'), 'origin + REL over 4095 bytes: ENAMETOOLONG, the path cut')
+  t.throws(() => plan(host, { target: '$ORIGIN/prog' }), /needs opts.origin and opts.callerView/, 'a caller that forgets the origin is a bug, not a plan')
+  // requireHostRoot: the shim finds a $ORIGIN target before it looks for the host root.
+  t.same(origin('$ORIGIN/missing', { mode: 'host' }).ok, false)
+  t.equal(failed(plan(host, { target: '$ORIGIN/missing', requireHostRoot: true }, { ...where, mode: 'host' })).what, 'targetMissing', 'requireHostRoot: the target first')
+  t.equal(failed(plan(host, { target: '$ORIGIN/prog', requireHostRoot: true }, { ...where, mode: 'host' })).what, 'noHostRoot', 'then the missing host root')
+})

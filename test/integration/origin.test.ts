@@ -1,0 +1,270 @@
+// Targets relative to the shim ($ORIGIN/REL) with real shims: a program built
+// in a "build directory" with a shared library of its own beside it (RUNPATH
+// $ORIGIN/lib, as Meson gives it), and its shim in the same directory. Run on
+// this machine (host mode) and from busybox roots made by bwrap with the
+// machine's `/` at /run/host and the build directory bind-mounted at the same
+// path (container mode), in both shim modes; the shim's debug output is the
+// plan model's to the byte (`hostshim plan --origin`'s computation).
+//
+// Also: a symbolic link to the shim from another directory, a relative
+// invocation from another working directory, no /proc (AT_EXECFN), "..", a
+// missing target, and aarch64 under qemu-user.
+//
+// Needs: bwrap, busybox-static, cc, qemu-user-static, apt-get (see .ci/setup).
+
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { chmod, copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { ARCHES, type Arch } from '../../launcher/arch.js'
+import { shimConfigOf, validateConfig, type ShimMode } from '../../launcher/config.js'
+import { nodeHostView } from '../../launcher/hostview.js'
+import { FAILURES, STRERROR, formatDebug, planShim, toHostBytes, type Mode } from '../../launcher/plan.js'
+import { loadZig } from '../../launcher/toolchain.js'
+import {
+  CC,
+  CONTAINER_ENV,
+  HOST_ROOT,
+  assertNoStrayMounts,
+  machineIsHost,
+  makeBusyboxRoot,
+  runHost,
+  runInContainer,
+  type Bind,
+  type RunResult,
+} from '../lib/container.js'
+import { buildShimFor, glibcTarget, makeForeignHost, qemuFor, removeShimsFor } from '../lib/chainload.js'
+import { COMPILE_TIMEOUT_MS, DEBUG_ENV, MODES, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
+
+t.setTimeout(COMPILE_TIMEOUT_MS * 6)
+
+const scratch = await suiteScratch(t, 'origin')
+t.teardown(removeShimsFor)
+const text = (b: Buffer) => b.toString('latin1')
+
+const LIB_C = `const char *greeting(void) { return "hello from libgreet"; }
+`
+/** Prints the library's greeting and its argv; exits with argv[1] when that is a number. */
+const PROG_C = `#include <stdio.h>
+#include <stdlib.h>
+const char *greeting(void);
+int main(int argc, char **argv)
+{
+	int i;
+
+	printf("%s\\n", greeting());
+	for (i = 0; i < argc; i++)
+		printf("argv %s\\n", argv[i]);
+	return argc > 1 ? atoi(argv[1]) : 0;
+}
+`
+
+/** The output PROG_C prints for `argv`. */
+const expected = (argv: readonly string[]) => `hello from libgreet\n${argv.map((a) => `argv ${a}\n`).join('')}`
+
+/**
+ * A build directory as Meson lays one out, compiled with `cc`:
+ *   build/lib/libgreet.so      the program's own library
+ *   build/prog                 RUNPATH $ORIGIN/lib, needs libgreet.so and the host's glibc
+ *   build/libexec/helper       the same program, RUNPATH $ORIGIN/../lib
+ */
+async function makeBuildDir(dir: string, cc: readonly string[] = [CC]): Promise<string> {
+  await mkdir(join(dir, 'lib'), { recursive: true })
+  await mkdir(join(dir, 'libexec'), { recursive: true })
+  await writeFile(join(dir, 'greet.c'), LIB_C)
+  await writeFile(join(dir, 'prog.c'), PROG_C)
+  const [file, ...pre] = cc as [string, ...string[]]
+  const compile = (args: string[]) => {
+    const r = spawnSync(file, [...pre, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env } })
+    if (r.status !== 0) throw new Error(`${cc.join(' ')} ${args.join(' ')} failed: ${r.stderr}`)
+  }
+  compile(['-shared', '-fPIC', '-o', 'lib/libgreet.so', 'greet.c'])
+  compile(['-o', 'prog', 'prog.c', '-Llib', '-lgreet', '-Wl,-rpath,$ORIGIN/lib'])
+  compile(['-o', 'libexec/helper', 'prog.c', '-Llib', '-lgreet', '-Wl,-rpath,$ORIGIN/../lib'])
+  return dir
+}
+
+const build = await makeBuildDir(join(scratch, 'build'))
+const other = join(scratch, 'elsewhere')
+await mkdir(join(other, 'deeper'), { recursive: true })
+
+const FIELDS = {
+  prog: { name: 'prog', target: '$ORIGIN/prog' },
+  helper: { name: 'helper', target: '$ORIGIN/../libexec/helper' },
+} as const satisfies Record<string, ShimFields>
+
+/** The shims, copied into the build directory: /proc/self/exe is where the copy is. */
+const shims = {} as Record<ShimMode, { prog: string; helper: string }>
+for (const mode of MODES) {
+  await mkdir(join(build, mode, 'bin'), { recursive: true })
+  const prog = join(build, `prog-shim-${mode}`)
+  await copyFile(await buildShim(FIELDS.prog, mode), prog)
+  const helper = join(build, mode, 'bin/helper')
+  await copyFile(await buildShim(FIELDS.helper, mode), helper)
+  await chmod(prog, 0o755)
+  await chmod(helper, 0o755)
+  shims[mode] = { prog, helper }
+}
+// ../libexec/helper from <mode>/bin: the helper next to each mode's bin/.
+for (const mode of MODES) await symlink('../libexec', join(build, mode, 'libexec'))
+
+/** The model's debug output for a shim of `fields` whose file is in `origin`. */
+function modelDebug(fields: ShimFields, mode: Mode, origin: string | null, argv: readonly string[]): Buffer {
+  const config = shimConfigOf(validateConfig({ ...fields, arch: 'x86_64' }))
+  const plan = planShim(config, ARCHES.x86_64, nodeHostView('/'), { mode, argv, origin, callerView: nodeHostView('/') })
+  return toHostBytes(formatDebug(config, plan))
+}
+
+/** A busybox root with the build directory (and `other`) at their own paths. */
+let roots = 0
+async function container(extra: readonly Bind[] = []): Promise<{ run: (argv: readonly string[], opts?: { env?: Record<string, string>; proc?: boolean }) => RunResult }> {
+  const root = await makeBusyboxRoot(join(scratch, `root-${++roots}`))
+  const binds: Bind[] = [[build, build, 'ro'], [other, other, 'ro'], ...extra]
+  for (const [, dest] of binds) await mkdir(join(root, dest), { recursive: true })
+  return {
+    run: (argv, opts = {}) => {
+      if (opts.proc === false) {
+        // bwrap without --proc: the same container, and no /proc at all.
+        const args = ['--bind', root, '/', '--ro-bind', '/', HOST_ROOT, '--dev', '/dev', '--die-with-parent']
+        for (const [src, dest, m] of binds) args.push(m === 'ro' ? '--ro-bind' : '--bind', src, dest)
+        const r = spawnSync('/usr/bin/bwrap', [...args, '--', ...argv], { env: opts.env ?? CONTAINER_ENV, timeout: 60_000 })
+        return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
+      }
+      return runInContainer({ root, host: '/', binds, argv, env: opts.env ?? CONTAINER_ENV })
+    },
+  }
+}
+
+/** `sh -c SCRIPT` on this machine, from `cwd`. */
+function hostShell(script: string, cwd: string, env: Record<string, string> = CONTAINER_ENV): RunResult {
+  const r = spawnSync('/bin/sh', ['-c', script], { cwd, env, timeout: 60_000 })
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
+}
+
+function runs(t: Test, r: RunResult, argv: readonly string[], status: number, what: string): void {
+  t.equal(text(r.stderr), '', `${what}: nothing on stderr`)
+  t.equal(r.status, status, `${what}: the program's exit status`)
+  t.equal(text(r.stdout), expected(argv), `${what}: the program ran, with its own library`)
+}
+
+const box = await container()
+
+t.test('the program cannot start in a libc-free root by itself', async (t) => {
+  const r = box.run([join(build, 'prog')])
+  t.not(r.status, 0)
+  t.equal(text(r.stdout), '')
+})
+
+for (const mode of MODES) {
+  t.test(`${mode} mode`, async (t) => {
+    const { prog, helper } = shims[mode]
+
+    t.test('on the host: runs the program next to it, its own library from the build directory', async (t) => {
+      if (!machineIsHost(t)) return
+      runs(t, runHost(prog, ['7', 'a b'], { argv0: prog }), [prog, '7', 'a b'], 7, 'absolute')
+      const debug = runHost(prog, ['0'], { argv0: prog, env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
+      t.equal(debug.status, 0)
+      t.equal(text(debug.stderr), text(modelDebug(FIELDS.prog, 'host', build, [prog, '0'])), 'debug output: the model\'s bytes (host mode, exec\'d directly)')
+      t.match(text(debug.stderr), `prog: exec: ${build}/prog\n`)
+    })
+
+    t.test('in a busybox root: the host\'s loader and glibc, the build directory\'s library', async (t) => {
+      runs(t, box.run([prog, '5', 'x']), [prog, '5', 'x'], 5, 'absolute')
+      const debug = box.run([prog, '0'], { env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
+      t.equal(debug.status, 0)
+      t.equal(text(debug.stderr), text(modelDebug(FIELDS.prog, 'container', build, [prog, '0'])), 'debug output: the model\'s bytes')
+      t.match(text(debug.stderr), `prog: loader: ${HOST_ROOT}/`, 'the host loader, under the host root')
+      t.match(text(debug.stderr), `--library-path\nprog: argv[5]: ${HOST_ROOT}/`, 'the host\'s library path')
+      t.match(text(debug.stderr), `\nprog: argv[6]: ${build}/prog\n`, 'the target: the caller\'s path, not under the host root')
+    })
+
+    t.test('through a symbolic link from another directory: /proc/self/exe is the shim itself', async (t) => {
+      const link = join(other, `prog-${mode}`)
+      await symlink(prog, link)
+      t.teardown(() => rm(link))
+      runs(t, box.run([link, '3']), [link, '3'], 3, 'in a container')
+      if (machineIsHost(t)) runs(t, runHost(link, ['4'], { argv0: link }), [link, '4'], 4, 'on the host')
+      // A relative link, called relatively from a third directory.
+      const rel = join(other, 'deeper', `rel-${mode}`)
+      await symlink(`../../build/prog-shim-${mode}`, rel)
+      t.teardown(() => rm(rel))
+      runs(t, box.run(['/bin/sh', '-c', `cd ${other} && exec ./deeper/rel-${mode} 2`]), [`./deeper/rel-${mode}`, '2'], 2, 'relative link, relative call')
+    })
+
+    t.test('through a relative path from another working directory', async (t) => {
+      const call = `../build/prog-shim-${mode}`
+      runs(t, box.run(['/bin/sh', '-c', `cd ${other} && exec ${call} 6`]), [call, '6'], 6, 'in a container')
+      if (machineIsHost(t)) runs(t, hostShell(`exec ${call} 8`, other), [call, '8'], 8, 'on the host')
+    })
+
+    t.test('"$ORIGIN/../libexec/helper": ".." and a link in the relative part', async (t) => {
+      runs(t, box.run([helper, '9']), [helper, '9'], 9, 'in a container')
+      const debug = box.run([helper], { env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
+      t.equal(text(debug.stderr), text(modelDebug(FIELDS.helper, 'container', join(build, mode, 'bin'), [helper])), 'debug output: the model\'s bytes')
+      t.match(text(debug.stderr), `: ${build}/libexec/helper\n`, 'passed on resolved: no "..", no link')
+      if (machineIsHost(t)) runs(t, runHost(helper, [], { argv0: helper }), [helper], 0, 'on the host')
+    })
+
+    t.test('no /proc: an absolute call still finds the build directory, a relative one cannot', async (t) => {
+      runs(t, box.run([prog, '1'], { proc: false }), [prog, '1'], 1, 'absolute (AT_EXECFN)')
+      const link = join(other, `noproc-${mode}`)
+      await symlink(prog, link)
+      t.teardown(() => rm(link))
+      runs(t, box.run([link, '2'], { proc: false }), [link, '2'], 2, 'an absolute symbolic link: AT_EXECFN resolved')
+      const r = box.run(['/bin/sh', '-c', `cd ${build} && exec ./prog-shim-${mode} 1`], { proc: false })
+      t.equal(r.status, 127)
+      t.equal(text(r.stdout), '')
+      t.equal(text(r.stderr), `prog: ${FAILURES.originMissing}: /proc/self/exe: ${STRERROR.ENOENT}\n`, 'says that /proc is needed')
+      t.match(text(r.stderr), /mount \/proc/)
+    })
+
+    t.test('a missing target: the caller\'s path in the message, 127', async (t) => {
+      const lone = join(other, `lone-${mode}`)
+      await copyFile(prog, lone)
+      t.teardown(() => rm(lone))
+      const r = box.run([lone])
+      t.equal(r.status, 127)
+      t.equal(text(r.stderr), `prog: ${FAILURES.targetMissing}: ${other}/prog: ${STRERROR.ENOENT}\n`)
+      t.equal(text(r.stderr), text(modelDebug(FIELDS.prog, 'container', other, [lone])), 'the model\'s failure line')
+    })
+  })
+}
+
+/**
+ * aarch64 under qemu-user: a glibc program and its shared library built with
+ * zig next to the chainload shim, in a busybox root with the aarch64 glibc of
+ * Debian's cross package at /run/host. qemu-user answers readlink of
+ * /proc/self/exe with the emulated program, as the kernel would.
+ */
+t.test('aarch64 under qemu: the build directory next to the shim', async (t) => {
+  const arch: Arch = ARCHES.aarch64
+  const qemu = qemuFor(arch)
+  if (qemu === null) {
+    t.fail(`qemu-${arch.qemu}-static is not installed (qemu-user-static)`)
+    return
+  }
+  const host = await makeForeignHost(arch, join(scratch, 'host-aarch64'))
+  const zig = await loadZig()
+  const dir = await makeBuildDir(join(scratch, 'build-aarch64'), [zig.path, 'cc', '-target', glibcTarget(arch), ...arch.zigFlags, '-O1'])
+  const root = await makeBusyboxRoot(join(scratch, 'root-aarch64'))
+  await copyFile(qemu, join(root, 'qemu'))
+  await mkdir(join(root, dir), { recursive: true })
+  for (const mode of MODES) {
+    const shim = join(dir, `prog-shim-${mode}`)
+    await copyFile(await buildShimFor(arch.name, { ...FIELDS.prog, mode }), shim)
+    await chmod(shim, 0o755)
+    const run = (argv: readonly string[], env = CONTAINER_ENV) => runInContainer({ root, host, binds: [[dir, dir, 'ro']], argv: ['/qemu', ...argv], env })
+    const r = run([shim, '4', 'z'])
+    t.equal(text(r.stderr), '', `${mode}: nothing on stderr`)
+    t.equal(r.status, 4, `${mode}: the program's exit status`)
+    t.equal(text(r.stdout), expected([shim, '4', 'z']), `${mode}: the aarch64 program ran with its own library`)
+    const debug = run([shim], { ...CONTAINER_ENV, [DEBUG_ENV]: '1' })
+    const config = shimConfigOf(validateConfig({ ...FIELDS.prog, mode, arch: 'aarch64' }))
+    const plan = planShim(config, arch, nodeHostView(host), { mode: 'container', argv: [shim], origin: dir, callerView: nodeHostView('/') })
+    t.equal(text(debug.stderr), text(toHostBytes(formatDebug(config, plan))), `${mode}: debug output: the model's bytes`)
+  }
+  t.ok(readFileSync(join(dir, 'prog')).includes('ld-linux-aarch64'), 'the program is an aarch64 glibc one')
+})
+
+t.test('no mounts left behind', async (t) => assertNoStrayMounts(t))
