@@ -235,7 +235,10 @@ for (const mode of MODES) {
  * aarch64 under qemu-user: a glibc program and its shared library built with
  * zig next to the chainload shim, in a busybox root with the aarch64 glibc of
  * Debian's cross package at /run/host. qemu-user answers readlink of
- * /proc/self/exe with the emulated program, as the kernel would.
+ * /proc/self/exe with the emulated program, as the kernel would. Chainload
+ * only: an exec-mode shim's execve of the foreign loader needs a binfmt_misc
+ * registration (test/integration/arches.test.ts makes one; qemu called
+ * explicitly, as here, runs only the first program).
  */
 t.test('aarch64 under qemu: the build directory next to the shim', async (t) => {
   const arch: Arch = ARCHES.aarch64
@@ -250,7 +253,7 @@ t.test('aarch64 under qemu: the build directory next to the shim', async (t) => 
   const root = await makeBusyboxRoot(join(scratch, 'root-aarch64'))
   await copyFile(qemu, join(root, 'qemu'))
   await mkdir(join(root, dir), { recursive: true })
-  for (const mode of MODES) {
+  for (const mode of ['chainload'] as const) {
     const shim = join(dir, `prog-shim-${mode}`)
     await copyFile(await buildShimFor(arch.name, { ...FIELDS.prog, mode }), shim)
     await chmod(shim, 0o755)
