@@ -79,7 +79,8 @@ async function makeBuildDir(dir: string, cc: readonly string[] = [CC]): Promise<
     const r = spawnSync(file, [...pre, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env } })
     if (r.status !== 0) throw new Error(`${cc.join(' ')} ${args.join(' ')} failed: ${r.stderr}`)
   }
-  compile(['-shared', '-fPIC', '-o', 'lib/libgreet.so', 'greet.c'])
+  // A soname, as Meson gives one: without it zig's linker records DT_NEEDED "lib/libgreet.so", a path.
+  compile(['-shared', '-fPIC', '-Wl,-soname,libgreet.so', '-o', 'lib/libgreet.so', 'greet.c'])
   compile(['-o', 'prog', 'prog.c', '-Llib', '-lgreet', '-Wl,-rpath,$ORIGIN/lib'])
   compile(['-o', 'libexec/helper', 'prog.c', '-Llib', '-lgreet', '-Wl,-rpath,$ORIGIN/../lib'])
   return dir
