@@ -110,9 +110,9 @@ for (const mode of MODES) {
 // ../libexec/helper from <mode>/bin: the helper next to each mode's bin/.
 for (const mode of MODES) await symlink('../libexec', join(build, mode, 'libexec'))
 
-/** The model's debug output for a shim of `fields` whose file is in `origin`. */
-function modelDebug(fields: ShimFields, mode: Mode, origin: string | null, argv: readonly string[]): Buffer {
-  const config = shimConfigOf(validateConfig({ ...fields, arch: 'x86_64' }))
+/** The model's debug output for a shim of `fields` in `shimMode` whose file is in `origin`. */
+function modelDebug(fields: ShimFields, shimMode: ShimMode, mode: Mode, origin: string | null, argv: readonly string[]): Buffer {
+  const config = shimConfigOf(validateConfig({ ...fields, mode: shimMode, arch: 'x86_64' }))
   const plan = planShim(config, ARCHES.x86_64, nodeHostView('/'), { mode, argv, origin, callerView: nodeHostView('/') })
   return toHostBytes(formatDebug(config, plan))
 }
@@ -166,7 +166,7 @@ for (const mode of MODES) {
       runs(t, runHost(prog, ['7', 'a b'], { argv0: prog }), [prog, '7', 'a b'], 7, 'absolute')
       const debug = runHost(prog, ['0'], { argv0: prog, env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
       t.equal(debug.status, 0)
-      t.equal(text(debug.stderr), text(modelDebug(FIELDS.prog, 'host', build, [prog, '0'])), 'debug output: the model\'s bytes (host mode, exec\'d directly)')
+      t.equal(text(debug.stderr), text(modelDebug(FIELDS.prog, mode, 'host', build, [prog, '0'])), 'debug output: the model\'s bytes (host mode, exec\'d directly)')
       t.match(text(debug.stderr), `prog: exec: ${build}/prog\n`)
     })
 
@@ -174,7 +174,7 @@ for (const mode of MODES) {
       runs(t, box.run([prog, '5', 'x']), [prog, '5', 'x'], 5, 'absolute')
       const debug = box.run([prog, '0'], { env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
       t.equal(debug.status, 0)
-      t.equal(text(debug.stderr), text(modelDebug(FIELDS.prog, 'container', build, [prog, '0'])), 'debug output: the model\'s bytes')
+      t.equal(text(debug.stderr), text(modelDebug(FIELDS.prog, mode, 'container', build, [prog, '0'])), 'debug output: the model\'s bytes')
       t.match(text(debug.stderr), `prog: loader: ${HOST_ROOT}/`, 'the host loader, under the host root')
       t.match(text(debug.stderr), `--library-path\nprog: argv[5]: ${HOST_ROOT}/`, 'the host\'s library path')
       t.match(text(debug.stderr), `\nprog: argv[6]: ${build}/prog\n`, 'the target: the caller\'s path, not under the host root')
@@ -202,7 +202,7 @@ for (const mode of MODES) {
     t.test('"$ORIGIN/../libexec/helper": ".." and a link in the relative part', async (t) => {
       runs(t, box.run([helper, '9']), [helper, '9'], 9, 'in a container')
       const debug = box.run([helper], { env: { ...CONTAINER_ENV, [DEBUG_ENV]: '1' } })
-      t.equal(text(debug.stderr), text(modelDebug(FIELDS.helper, 'container', join(build, mode, 'bin'), [helper])), 'debug output: the model\'s bytes')
+      t.equal(text(debug.stderr), text(modelDebug(FIELDS.helper, mode, 'container', join(build, mode, 'bin'), [helper])), 'debug output: the model\'s bytes')
       t.match(text(debug.stderr), `: ${build}/libexec/helper\n`, 'passed on resolved: no "..", no link')
       if (machineIsHost(t)) runs(t, runHost(helper, [], { argv0: helper }), [helper], 0, 'on the host')
     })
@@ -227,7 +227,7 @@ for (const mode of MODES) {
       const r = box.run([lone])
       t.equal(r.status, 127)
       t.equal(text(r.stderr), `prog: ${FAILURES.targetMissing}: ${other}/prog: ${STRERROR.ENOENT}\n`)
-      t.equal(text(r.stderr), text(modelDebug(FIELDS.prog, 'container', other, [lone])), 'the model\'s failure line')
+      t.equal(text(r.stderr), text(modelDebug(FIELDS.prog, mode, 'container', other, [lone])), 'the model\'s failure line')
     })
   })
 }
