@@ -112,9 +112,13 @@ export type Mode = 'container' | 'host'
 /** The plan cache's file (shim/plancache.ts writes it, parsePlanCache() reads it). */
 export const PLAN_FORMAT = {
   magic: 'hsplan\x01\x02',
-  version: 1,
-  headBytes: 104,
+  version: 2,
+  headBytes: 112,
   witnessBytes: 56,
+  /** a witness's flags: stat() rather than lstat() */
+  witnessFollow: 1,
+  /** a witness's flags: a path of the caller's own view (a $ORIGIN target's), not under the root */
+  witnessCaller: 2,
   /** witnesses one plan may have; a computation that met more keeps no plan */
   maxWitnesses: 64,
   /** bytes of a plan file; a bigger plan is not kept */
@@ -757,8 +761,9 @@ export function planShim(config: ShimConfig, arch: Arch, view: HostView, opts: P
   const root = mode === 'container' ? hostString(config.hostRoot) : ''
   try {
     if (opts.secure) throw new Bail('secure', hostString(config.target), 'EPERM')
-    const verdict = planCacheVerdict(config, arch, view, opts)
-    const run = verdict.cached ? cachedRun(verdict.cached, opts.argv.map(hostString)) : planRun(config, arch, view, root, opts)
+    const asked = originAsked(config, opts)
+    const verdict = planCacheVerdict(config, arch, view, opts, asked)
+    const run = verdict.cached ? cachedRun(verdict.cached, opts.argv.map(hostString)) : planRun(config, arch, view, root, opts, asked)
     return {
       ok: true,
       mode,
@@ -791,7 +796,23 @@ interface RawRun {
   argv: string[]
 }
 
-function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, opts: PlanOptions): RawRun {
+/**
+ * 3a. For a `$ORIGIN/REL` target, the path asked for: the shim's directory
+ * and REL, found before anything else (a host path otherwise: null).
+ */
+function originAsked(config: ShimConfig, opts: PlanOptions): string | null {
+  const rel = originRelative(hostString(config.target))
+  if (rel === null) return null
+  if (opts.origin === undefined || opts.callerView === undefined) {
+    throw new Error(`planShim: the target ${JSON.stringify(config.target)} needs opts.origin and opts.callerView`)
+  }
+  if (opts.origin === null) throw new Bail('originMissing', '/proc/self/exe', 'ENOENT')
+  const asked = `${hostString(opts.origin).replace(/\/+$/, '')}/${rel}`
+  if (asked.length > LIMITS.pathBytes) throw new Bail('targetMissing', inRoot('', asked), 'ENAMETOOLONG')
+  return asked
+}
+
+function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, opts: PlanOptions, asked: string | null): RawRun {
   const target = hostString(config.target)
   const hostRoot = hostString(config.hostRoot)
   const argv = opts.argv.map(hostString)
@@ -799,38 +820,29 @@ function planRun(config: ShimConfig, arch: Arch, view: HostView, root: string, o
 
   // 1. A shim for images only refuses host mode, naming the mount it lacks:
   // stat's errno, ENOTDIR for a file, ENOENT for a directory that is "/" itself.
-  const requireHostRoot = () => {
-    if (opts.mode !== 'host' || config.requireHostRoot !== true) return
+  if (opts.mode === 'host' && config.requireHostRoot === true) {
     const st = view.stat(hostRoot)
     throw new Bail('noHostRoot', hostRoot, isHostErr(st) ? st.errno : st.kind === 'dir' ? 'ENOENT' : 'ENOTDIR')
   }
-  const rel = originRelative(target)
-  // A $ORIGIN target is found first (3a), before the mode is known.
-  if (rel === null) requireHostRoot()
 
   // 3. The target.
   // One work budget for the whole run, as the shim's global one.
   const budget = new WorkBudget()
   let t: Resolved | HostErr
   let program: ProgramVerdict
-  if (rel === null) {
+  if (asked === null) {
     t = resolveInRoot(view, root, target, budget)
     if (isHostErr(t)) throw new Bail('targetMissing', inRoot(root, target), t.errno)
     program = openProgram(view, arch, t)
   } else {
-    // Next to the shim, in the caller's own view: not under the host root, whatever the mode.
-    if (opts.origin === undefined || opts.callerView === undefined) {
-      throw new Error(`planShim: the target ${JSON.stringify(config.target)} needs opts.origin and opts.callerView`)
-    }
-    if (opts.origin === null) throw new Bail('originMissing', '/proc/self/exe', 'ENOENT')
-    const asked = `${hostString(opts.origin).replace(/\/+$/, '')}/${rel}`
-    t = resolveInRoot(opts.callerView, '', asked, budget)
+    // 3a. Next to the shim, in the caller's own view: not under the host root, whatever the mode.
+    const callerView = opts.callerView as HostView
+    t = resolveInRoot(callerView, '', asked, budget)
     if (isHostErr(t)) throw new Bail('targetMissing', inRoot('', asked), t.errno)
-    program = openProgram(opts.callerView, arch, t)
+    program = openProgram(callerView, arch, t)
   }
   if (!program.ok) throw new Bail(program.wrongArch ? 'wrongArch' : 'targetBad', t.full, program.errno)
   program.file.close()
-  if (rel !== null) requireHostRoot()
 
   // 4. Which way to run it.
   let hostLoader: string | null = null
@@ -955,6 +967,8 @@ export const ERRNO_NUMBERS: Readonly<Record<Errno, number>> = {
 export interface PlanWitness {
   readonly path: string
   readonly follow: boolean
+  /** a path of the caller's own view (a $ORIGIN target's), not root + host path */
+  readonly caller: boolean
   /** 0, or the errno the call failed with */
   readonly err: number
   readonly dev: bigint
@@ -978,6 +992,8 @@ export interface PlanCacheFile {
   readonly target: string
   readonly loader: string
   readonly libraryPath: string
+  /** a $ORIGIN target's path asked for (part of the key), "" for any other */
+  readonly origin: string
   readonly witnesses: readonly PlanWitness[]
 }
 
@@ -1003,10 +1019,15 @@ export function planCacheDir(env: Readonly<Record<string, string | undefined>> |
   return `${xdg}/${PLAN_FORMAT.dir}`
 }
 
-/** The file name (in planCacheDir) of the plan for this shim build and key. */
-export function planCacheFileName(id: string, container: boolean, euid: number, rootDev: bigint, rootIno: bigint): string {
+/**
+ * The file name (in planCacheDir) of the plan for this shim build and key;
+ * `origin`: a $ORIGIN target's path asked for (a host byte string), "" for
+ * any other target.
+ */
+export function planCacheFileName(id: string, container: boolean, euid: number, rootDev: bigint, rootIno: bigint, origin = ''): string {
   let h = fnv1a64(Buffer.from(id, 'latin1'))
   for (const v of [container ? 1n : 0n, BigInt(euid), rootDev, rootIno]) h = fnv1a64(u64le(v), h)
+  h = fnv1a64(Buffer.from(origin, 'latin1'), h)
   return `${PLAN_FORMAT.filePrefix}${h.toString(16).padStart(16, '0')}`
 }
 
@@ -1024,7 +1045,7 @@ export function parsePlanCache(bytes: Buffer, arch: Arch): PlanCacheFile | null 
   const nWit = u32(80)
   const direct = u32(72)
   const argv0 = u32(76)
-  const lens = [u32(84), u32(88), u32(92)] as const
+  const lens = [u32(84), u32(88), u32(92), u32(104)] as const
   if (nWit > PLAN_FORMAT.maxWitnesses || direct > 1 || argv0 > 1 || lens[0] > LIMITS.pathBytes || lens[1] > LIMITS.pathBytes) return null
   if (direct && (lens[1] || lens[2] || argv0)) return null
   let at = headBytes + nWit * witnessBytes
@@ -1039,18 +1060,20 @@ export function parsePlanCache(bytes: Buffer, arch: Arch): PlanCacheFile | null 
   const target = take(lens[0])
   const loader = target === null ? null : take(lens[1])
   const libraryPath = loader === null ? null : take(lens[2])
-  if (target === null || loader === null || libraryPath === null || !target.startsWith('/') || (!direct && !loader.startsWith('/'))) return null
+  const origin = libraryPath === null ? null : take(lens[3])
+  if (target === null || loader === null || libraryPath === null || origin === null || !target.startsWith('/') || (!direct && !loader.startsWith('/'))) return null
   const witnesses: PlanWitness[] = []
   for (let i = 0; i < nWit; i++) {
     const w = headBytes + i * witnessBytes
     const pathLen = u32(w + 52)
-    const follow = u32(w + 48)
-    if (pathLen > LIMITS.pathBytes || follow > 1) return null
+    const flags = u32(w + 48)
+    if (pathLen > LIMITS.pathBytes || flags > (PLAN_FORMAT.witnessFollow | PLAN_FORMAT.witnessCaller)) return null
     const path = take(pathLen)
     if (path === null) return null
     witnesses.push({
       path,
-      follow: follow === 1,
+      follow: (flags & PLAN_FORMAT.witnessFollow) !== 0,
+      caller: (flags & PLAN_FORMAT.witnessCaller) !== 0,
       err: u32(w + 44),
       dev: u64(w),
       ino: u64(w + 8),
@@ -1073,6 +1096,7 @@ export function parsePlanCache(bytes: Buffer, arch: Arch): PlanCacheFile | null 
     target,
     loader,
     libraryPath,
+    origin,
     witnesses,
   }
 }
@@ -1101,8 +1125,11 @@ export interface PlanCacheInput {
 
 type CacheVerdict = { cached: PlanCacheFile; reason?: undefined } | { cached?: undefined; reason: string }
 
-/** Whether the shim uses its kept plan, and why not: plan_load(). */
-export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView, opts: PlanOptions): CacheVerdict {
+/**
+ * Whether the shim uses its kept plan, and why not: plan_load(). `asked`: a
+ * $ORIGIN target's path asked for (originAsked()), part of the key.
+ */
+export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView, opts: PlanOptions, asked: string | null = null): CacheVerdict {
   if (config.planCache === false) return { reason: PLAN_REASONS.off }
   const dir = planCacheDir(opts.env ?? [])
   if (dir === null) return { reason: PLAN_REASONS.noRuntimeDir }
@@ -1113,7 +1140,8 @@ export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView,
   if (isHostErr(d)) return { reason: PLAN_REASONS.missing }
   if (d.kind !== 'dir' || !private_(d)) return { reason: PLAN_REASONS.dirNotPrivate }
   const container = opts.mode === 'container'
-  const file = `${dir}/${planCacheFileName(input.id, container, input.euid, input.rootDev, input.rootIno)}`
+  const origin = asked ?? ''
+  const file = `${dir}/${planCacheFileName(input.id, container, input.euid, input.rootDev, input.rootIno, origin)}`
   const f = input.lstat(file)
   if (isHostErr(f)) return { reason: f.errno === 'ENOENT' ? PLAN_REASONS.missing : PLAN_REASONS.unreadable }
   if (f.kind === 'symlink') return { reason: PLAN_REASONS.fileNotPrivate }
@@ -1127,13 +1155,16 @@ export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView,
     plan.container !== container ||
     plan.euid !== input.euid ||
     plan.rootDev !== input.rootDev ||
-    plan.rootIno !== input.rootIno
+    plan.rootIno !== input.rootIno ||
+    plan.origin !== origin
   ) {
     return { reason: PLAN_REASONS.invalid }
   }
   const root = container ? hostString(config.hostRoot) : ''
   for (const w of plan.witnesses) {
-    if (!witnessHolds(view, root, w)) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
+    // A $ORIGIN target's witnesses are the caller's own paths: its view, no root.
+    const holds = w.caller ? opts.callerView !== undefined && witnessHolds(opts.callerView, '', w) : witnessHolds(view, root, w)
+    if (!holds) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
   }
   return { cached: plan }
 }

@@ -26,7 +26,8 @@ const REASONS = c`static const char
 export const PLAN_CACHE_STATE = c`
 /*
  * The plan cache's file: a head, the witnesses, their strings (target,
- * loader, library path, then each witness's path, every one with its NUL),
+ * loader, library path, the path asked for of a $ORIGIN target, then each
+ * witness's path, every one with its NUL),
  * zeros up to a multiple of 8, and an FNV-1a hash of all that. Native byte
  * order: only a shim of the same build (PLAN_ID) reads it. Every field is
  * at its natural alignment on every architecture, so the layout is one.
@@ -36,6 +37,8 @@ enum {
 	MAX_WIT = ${cInt(PLAN_FORMAT.maxWitnesses)},	/* witnesses one plan may have */
 	MAX_PLAN = ${cInt(PLAN_FORMAT.maxBytes)},	/* bytes of a plan file */
 	WIT_TEXT = 8192,	/* bytes of witness paths recorded */
+	WIT_FOLLOW = ${cInt(PLAN_FORMAT.witnessFollow)},	/* stat(), not lstat() */
+	WIT_CALLER = ${cInt(PLAN_FORMAT.witnessCaller)},	/* a path of the caller's own view, not under the root */
 };
 static const char PLAN_MAGIC[8] = ${cString(PLAN_FORMAT.magic)};
 ${REASONS}
@@ -49,12 +52,13 @@ struct plan_head {
 	unsigned int direct, argv0;
 	unsigned int n_wit, target_len, loader_len, lp_len;
 	unsigned long long loader_size;
+	unsigned int origin_len, pad;
 };
 
-/* What one lstat() (or stat(), follow) of a full path gave: the facts, or the errno. */
+/* What one lstat() (or stat(): WIT_FOLLOW) of a full path gave: the facts, or the errno. */
 struct plan_wit {
 	unsigned long long dev, ino, size, mtime, ctime;
-	unsigned int mode, err, follow, path_len;
+	unsigned int mode, err, flags, path_len;
 };
 
 _Static_assert(sizeof(struct plan_head) == ${cInt(PLAN_FORMAT.headBytes)}, "plan head layout");
@@ -72,7 +76,8 @@ struct plan {
  * computed: a launch that finds its plan never faults these pages in.
  */
 static struct {
-	int recording, overflow, n_wit, ldcache_ok;
+	/* caller: resolve() walks the caller's own view (a $ORIGIN target), its witnesses say so. */
+	int recording, overflow, n_wit, ldcache_ok, caller;
 	size_t text_used;
 	struct timespec t0;
 	struct plan_wit wit[MAX_WIT];
@@ -130,7 +135,7 @@ static void note(const char *full, size_t len, const struct stat *st, int follow
 		facts_of(w, st);
 	else
 		w->err = (unsigned int)errno;
-	w->follow = (unsigned int)follow;
+	w->flags = (follow ? WIT_FOLLOW : 0) | (pc.caller ? WIT_CALLER : 0);
 	w->path_len = (unsigned int)len;
 	memcpy(pc.text + pc.text_used, full, len);
 	pc.text[pc.text_used + len] = 0;
@@ -160,10 +165,16 @@ static unsigned long long fnv_u64(unsigned long long h, unsigned long long v)
 	return h;
 }
 
-/* The key: what must be equal for a plan to be this launch's. */
+/*
+ * The key: what must be equal for a plan to be this launch's. origin: the
+ * path a $ORIGIN target asked for (the shim's own directory and REL), ""
+ * for any other target: two build directories never share a plan.
+ */
 struct plan_key {
 	unsigned int container, euid;
 	unsigned long long root_dev, root_ino;
+	const char *origin;
+	size_t origin_len;
 };
 
 /* One string of the file at *at: len bytes and a NUL, none inside. */
@@ -186,6 +197,7 @@ static int plan_parse(const char *buf, size_t n, const struct plan_key *key, str
 {
 	const struct plan_head *h = (const struct plan_head *)buf;
 	const struct plan_wit *w = (const struct plan_wit *)(h + 1);
+	const char *origin;
 	unsigned long long sum;
 	size_t at, end = n - 8;
 	unsigned int i;
@@ -197,7 +209,7 @@ static int plan_parse(const char *buf, size_t n, const struct plan_key *key, str
 	    fnv(0xcbf29ce484222325ull, buf, end) != sum)
 		return -1;
 	if (memcmp(h->id, PLAN_ID, 32) || h->container != key->container || h->euid != key->euid ||
-	    h->root_dev != key->root_dev || h->root_ino != key->root_ino)
+	    h->root_dev != key->root_dev || h->root_ino != key->root_ino || h->origin_len != key->origin_len)
 		return -1;
 	if (h->n_wit > MAX_WIT || h->direct > 1 || h->argv0 > 1 || h->target_len >= PATH_MAX ||
 	    h->loader_len >= PATH_MAX || (h->direct && (h->loader_len || h->lp_len || h->argv0)))
@@ -208,10 +220,13 @@ static int plan_parse(const char *buf, size_t n, const struct plan_key *key, str
 	p->target = plan_string(buf, end, &at, h->target_len);
 	p->loader = p->target ? plan_string(buf, end, &at, h->loader_len) : 0;
 	p->lp = p->loader ? plan_string(buf, end, &at, h->lp_len) : 0;
-	if (!p->lp || p->target[0] != '/' || (!h->direct && p->loader[0] != '/'))
+	origin = p->lp ? plan_string(buf, end, &at, h->origin_len) : 0;
+	if (!origin || memcmp(origin, key->origin, key->origin_len) || p->target[0] != '/' ||
+	    (!h->direct && p->loader[0] != '/'))
 		return -1;
 	for (i = 0; i < h->n_wit; i++)
-		if (w[i].path_len >= PATH_MAX || w[i].follow > 1 || !plan_string(buf, end, &at, w[i].path_len))
+		if (w[i].path_len >= PATH_MAX || w[i].flags > (WIT_FOLLOW | WIT_CALLER) ||
+		    !plan_string(buf, end, &at, w[i].path_len))
 			return -1;
 	if (((at + 7) & ~(size_t)7) != end)
 		return -1;
@@ -232,8 +247,9 @@ static int private_to(const struct stat *st, unsigned int euid)
 
 /*
  * The plan file's path for key at top: $XDG_RUNTIME_DIR/hostshim/plan-HEX,
- * HEX the FNV-1a of PLAN_ID and the key. Returns the directory's length, 0
- * without a usable XDG_RUNTIME_DIR (unset, relative, or too long).
+ * HEX the FNV-1a of PLAN_ID and the key (the origin's bytes last). Returns
+ * the directory's length, 0 without a usable XDG_RUNTIME_DIR (unset,
+ * relative, or too long).
  */
 static size_t plan_path(char *out, const struct plan_key *key)
 {
@@ -248,6 +264,7 @@ static size_t plan_path(char *out, const struct plan_key *key)
 	h = fnv_u64(h, key->euid);
 	h = fnv_u64(h, key->root_dev);
 	h = fnv_u64(h, key->root_ino);
+	h = fnv(h, key->origin, key->origin_len);
 	memcpy(out, xdg, n);
 	memcpy(out + n, "/hostshim", 10);
 	n += 9;
@@ -258,12 +275,14 @@ static size_t plan_path(char *out, const struct plan_key *key)
 	return n;
 }
 
-static void plan_key_of(struct plan_key *key, int container, const struct stat *root)
+static void plan_key_of(struct plan_key *key, int container, const struct stat *root, const char *origin)
 {
 	key->container = (unsigned int)container;
 	key->euid = (unsigned int)getauxval(AT_EUID);
 	key->root_dev = (unsigned long long)root->st_dev;
 	key->root_ino = (unsigned long long)root->st_ino;
+	key->origin = origin ? origin : "";
+	key->origin_len = strlen(key->origin);
 }
 
 /* A witness does not hold: plan_why says which. */
@@ -285,7 +304,7 @@ static void plan_changed(const char *path, size_t len)
  * the arena); or -1 with plan_why saying why not. Every failure is a
  * reason to compute, never an error.
  */
-static int plan_load(int container, const struct stat *root, struct plan *p, struct stat *st_run)
+static int plan_load(int container, const struct stat *root, const char *origin, struct plan *p, struct stat *st_run)
 {
 	struct plan_key key;
 	char *path = top(), *buf;
@@ -300,7 +319,7 @@ static int plan_load(int container, const struct stat *root, struct plan *p, str
 
 	if (!PLAN_CACHE)
 		return -1;
-	plan_key_of(&key, container, root);
+	plan_key_of(&key, container, root, origin);
 	dir_len = plan_path(path, &key);
 	plan_why = WHY_NO_DIR;
 	if (!dir_len)
@@ -332,10 +351,11 @@ static int plan_load(int container, const struct stat *root, struct plan *p, str
 		return -1;
 	h = (const struct plan_head *)buf;
 	w = (const struct plan_wit *)(h + 1);
-	wpath = p->lp + h->lp_len + 1;
+	/* Every witness is a full path of the caller's view: under HOST_ROOT, or (WIT_CALLER) not. */
+	wpath = p->lp + h->lp_len + 1 + h->origin_len + 1;
 	for (i = 0; i < h->n_wit; i++, wpath += w[i - 1].path_len + 1) {
 		struct plan_wit now;
-		int r = fstatat(AT_FDCWD, wpath, &st, w[i].follow ? 0 : AT_SYMLINK_NOFOLLOW);
+		int r = fstatat(AT_FDCWD, wpath, &st, w[i].flags & WIT_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW);
 
 		memset(&now, 0, sizeof(now));
 		if (r < 0)
@@ -350,9 +370,9 @@ static int plan_load(int container, const struct stat *root, struct plan *p, str
 	}
 	/* The file to run is its last lstat's witness: opened, it must be that very file. */
 	run = p->direct ? p->target : p->loader;
-	wpath = p->lp + h->lp_len + 1;
+	wpath = p->lp + h->lp_len + 1 + h->origin_len + 1;
 	for (i = 0; i < h->n_wit; wpath += w[i++].path_len + 1)
-		if (!w[i].follow && !strcmp(wpath, run))
+		if (!(w[i].flags & WIT_FOLLOW) && !strcmp(wpath, run))
 			run_w = &w[i];
 	fd = run_w ? openat(AT_FDCWD, run, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
 	if (fd >= 0 && !fstat(fd, st_run)) {
@@ -422,7 +442,7 @@ static void plan_record_done(void)
  * name and renamed, so a reader sees the old file or the new one, whole.
  * Any failure leaves things as they were: the cache never fails a launch.
  */
-static void plan_save(int container, const struct stat *root, const struct plan *p)
+static void plan_save(int container, const struct stat *root, const char *origin, const struct plan *p)
 {
 	const unsigned long long RACY_NS = ${cInt(PLAN_FORMAT.racySeconds)} * 1000000000ull;
 	struct plan_key key;
@@ -439,14 +459,15 @@ static void plan_save(int container, const struct stat *root, const struct plan 
 	for (i = 0; i < (size_t)pc.n_wit; i++)
 		if (!pc.wit[i].err && pc.wit[i].ctime + RACY_NS >= ns_of(&pc.t0))
 			return;
-	plan_key_of(&key, container, root);
+	plan_key_of(&key, container, root, origin);
 	pc.dir_len = plan_path(pc.file, &key);
 	if (!pc.dir_len)
 		return;
 	t_len = strlen(p->target);
 	l_len = p->direct ? 0 : strlen(p->loader);
 	lp_len = p->direct ? 0 : strlen(p->lp);
-	size = sizeof(*h) + (size_t)pc.n_wit * sizeof(struct plan_wit) + t_len + l_len + lp_len + 3 + pc.text_used;
+	size = sizeof(*h) + (size_t)pc.n_wit * sizeof(struct plan_wit) + t_len + l_len + lp_len + key.origin_len + 4 +
+	       pc.text_used;
 	size = ((size + 7) & ~(size_t)7) + 8;
 	if (size > MAX_PLAN)
 		return;
@@ -468,6 +489,7 @@ static void plan_save(int container, const struct stat *root, const struct plan 
 	h->loader_len = (unsigned int)l_len;
 	h->lp_len = (unsigned int)lp_len;
 	h->loader_size = p->loader_size;
+	h->origin_len = (unsigned int)key.origin_len;
 	memcpy(h + 1, pc.wit, (size_t)pc.n_wit * sizeof(struct plan_wit));
 	s = (char *)((struct plan_wit *)(h + 1) + pc.n_wit);
 	memcpy(s, p->target, t_len + 1);
@@ -477,6 +499,8 @@ static void plan_save(int container, const struct stat *root, const struct plan 
 		memcpy(s + l_len + 1, p->lp, lp_len + 1);
 	}
 	s += l_len + 1 + lp_len + 1;
+	memcpy(s, key.origin, key.origin_len + 1);
+	s += key.origin_len + 1;
 	memcpy(s, pc.text, pc.text_used);
 	sum = fnv(0xcbf29ce484222325ull, buf, size - 8);
 	memcpy(buf + size - 8, &sum, 8);

@@ -1190,7 +1190,8 @@ int main(int argc, char **argv)
 	if (PLAN_CACHE && !container && !top_st.st_ino && stat("/", &root_st) < 0)
 		memset(&root_st, 0, sizeof(root_st));
 
-	fd = plan_load(container, &root_st, &plan, &st);
+	/* A $ORIGIN target's path asked for is in the key too: each build directory has its own plan. */
+	fd = plan_load(container, &root_st, asked, &plan, &st);
 	if (fd >= 0) {
 		/* Every witness checked, and fd is the file they describe: the plan the computation would make. */
 		target = (char *)plan.target;
@@ -1204,9 +1205,15 @@ int main(int argc, char **argv)
 		knows = plan.argv0;
 	} else {
 		plan_record();
-		/* A $ORIGIN target: in the caller's own view, so before the host root is taken. */
-		if (ORIGIN)
+		/*
+		 * A $ORIGIN target: in the caller's own view, so before the host
+		 * root is taken; its witnesses are that view's paths (WIT_CALLER).
+		 */
+		if (ORIGIN) {
+			pc.caller = 1;
 			target = find_target(asked, &has_interp, &target_fd);
+			pc.caller = 0;
+		}
 		if (container) {
 			m.root = HOST_ROOT;
 			m.root_len = sizeof(HOST_ROOT) - 1;
@@ -1281,7 +1288,7 @@ int main(int argc, char **argv)
 		plan.direct = !host_loader;
 		plan.argv0 = knows;
 		plan.loader_size = host_loader ? (unsigned long long)st.st_size : 0;
-		plan_save(container, &root_st, &plan);
+		plan_save(container, &root_st, asked, &plan);
 	}
 	argv0 = argc > 0 && knows;
 

@@ -1056,8 +1056,12 @@ t.test('$ORIGIN targets are found in the caller\'s view, loader and libraries un
   const cut = `/home/u/build/${'x'.repeat(4085)}`.slice(0, 4095)
   t.same(origin(long), failPlan('targetMissing', cut, 'ENAMETOOLONG'), 'origin + REL over 4095 bytes: ENAMETOOLONG, the path cut')
   t.throws(() => plan(host, { target: '$ORIGIN/prog' }), /needs opts.origin and opts.callerView/, 'a caller that forgets the origin is a bug, not a plan')
-  // requireHostRoot: the shim finds a $ORIGIN target before it looks for the host root.
+  // requireHostRoot: the shim's own directory first (it is the plan cache's key), then the
+  // missing host root, as for any target; the target itself only after that.
   t.same(origin('$ORIGIN/missing', { mode: 'host' }).ok, false)
-  t.equal(failed(plan(host, { target: '$ORIGIN/missing', requireHostRoot: true }, { ...where, mode: 'host' })).what, 'targetMissing', 'requireHostRoot: the target first')
-  t.equal(failed(plan(host, { target: '$ORIGIN/prog', requireHostRoot: true }, { ...where, mode: 'host' })).what, 'noHostRoot', 'then the missing host root')
+  const imagesOnly = (target: string, opts: Partial<PlanOptions> = {}) => failed(plan(host, { target, requireHostRoot: true }, { ...where, mode: 'host', ...opts }))
+  t.equal(imagesOnly('$ORIGIN/missing').what, 'noHostRoot', 'requireHostRoot: the missing host root before the target')
+  t.equal(imagesOnly('$ORIGIN/prog').what, 'noHostRoot', 'requireHostRoot: the missing host root, the target found or not')
+  t.equal(imagesOnly('$ORIGIN/prog', { origin: null }).what, 'originMissing', 'requireHostRoot: no /proc comes first')
+  t.equal(imagesOnly(long).what, 'targetMissing', 'requireHostRoot: a path asked for over 4095 bytes comes first')
 })

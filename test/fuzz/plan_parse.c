@@ -25,7 +25,11 @@ static void check_plan(const char *buf, size_t n, const struct plan *p)
 	CHECK(p->target[0] == '/', "target not absolute");
 	CHECK(p->direct || p->loader[0] == '/', "loader not absolute");
 	CHECK(h->n_wit <= MAX_WIT, "too many witnesses");
+	CHECK(h->origin_len < PATH_MAX, "origin length");
 }
+
+/* A $ORIGIN key's path asked for: as long as the head says, of 'o's (a fuzzer writes those easily). */
+static char origin[PATH_MAX];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(buf, data, n);
 	memset(&key, 0, sizeof(key));
+	key.origin = "";
 	if (plan_parse(buf, n, &key, &p) == 0)
 		check_plan(buf, n, &p);
 	if (n < sizeof(*h) + 8 || n > MAX_PLAN)
@@ -54,6 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	key.euid = h->euid;
 	key.root_dev = h->root_dev;
 	key.root_ino = h->root_ino;
+	if (h->origin_len < PATH_MAX) {
+		memset(origin, 'o', h->origin_len);
+		origin[h->origin_len] = 0;
+		key.origin = origin;
+		key.origin_len = h->origin_len;
+	}
 	sum = fnv(0xcbf29ce484222325ull, buf, n - 8);
 	memcpy(buf + n - 8, &sum, 8);
 	if (plan_parse(buf, n, &key, &p) == 0)

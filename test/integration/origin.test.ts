@@ -8,19 +8,31 @@
 //
 // Also: a symbolic link to the shim from another directory, a relative
 // invocation from another working directory, no /proc (AT_EXECFN), "..", a
-// missing target, and aarch64 under qemu-user.
+// missing target, the plan cache (one plan per build directory, a rebuilt
+// target invalidates it), and aarch64 under qemu-user.
 //
 // Needs: bwrap, busybox-static, cc, qemu-user-static, apt-get (see .ci/setup).
 
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { chmod, copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { chmod, copyFile, cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ARCHES, type Arch } from '../../launcher/arch.js'
 import { shimConfigOf, validateConfig, type ShimMode } from '../../launcher/config.js'
-import { nodeHostView } from '../../launcher/hostview.js'
-import { FAILURES, STRERROR, formatDebug, planShim, toHostBytes, type Mode } from '../../launcher/plan.js'
+import { nodeHostView, nodeRuntimeFiles } from '../../launcher/hostview.js'
+import {
+  FAILURES,
+  PLAN_FORMAT,
+  STRERROR,
+  formatDebug,
+  parsePlanCache,
+  planCacheFileName,
+  planShim,
+  toHostBytes,
+  type HostView,
+  type Mode,
+} from '../../launcher/plan.js'
 import { loadZig } from '../../launcher/toolchain.js'
 import {
   CC,
@@ -35,6 +47,8 @@ import {
   type RunResult,
 } from '../lib/container.js'
 import { buildShimFor, glibcTarget, makeForeignHost, qemuFor, removeShimsFor } from '../lib/chainload.js'
+import { configForArch } from '../../shim/chainload.js'
+import { planCacheId } from '../../shim/template.js'
 import { COMPILE_TIMEOUT_MS, DEBUG_ENV, MODES, buildShim, suiteScratch, type ShimFields } from '../lib/shims.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 6)
@@ -119,11 +133,27 @@ function modelDebug(fields: ShimFields, shimMode: ShimMode, mode: Mode, origin: 
 
 /** A busybox root with the build directory (and `other`) at their own paths. */
 let roots = 0
-async function container(extra: readonly Bind[] = []): Promise<{ run: (argv: readonly string[], opts?: { env?: Record<string, string>; proc?: boolean }) => RunResult }> {
+async function container(extra: readonly Bind[] = []): Promise<{
+  run: (argv: readonly string[], opts?: { env?: Record<string, string>; proc?: boolean }) => RunResult
+  /** The container's file system as its processes see it: the busybox root, the binds at their paths. */
+  view: HostView
+}> {
   const root = await makeBusyboxRoot(join(scratch, `root-${++roots}`))
   const binds: Bind[] = [[build, build, 'ro'], [other, other, 'ro'], ...extra]
   for (const [, dest] of binds) await mkdir(join(root, dest), { recursive: true })
+  const inRoot = nodeHostView(root)
+  const machine = nodeHostView('/')
+  // Every bind here has its source at its own path on this machine.
+  const pick = (path: string) => (binds.some(([, dest]) => path === dest || path.startsWith(`${dest}/`)) ? machine : inRoot)
   return {
+    view: {
+      lstat: (path) => pick(path).lstat(path),
+      stat: (path) => pick(path).stat(path),
+      readlink: (path) => pick(path).readlink(path),
+      executable: (path) => pick(path).executable(path),
+      open: (path) => pick(path).open(path),
+      readdir: (path) => pick(path).readdir(path),
+    },
     run: (argv, opts = {}) => {
       if (opts.proc === false) {
         // bwrap without --proc: the same container, and no /proc at all.
@@ -231,6 +261,139 @@ for (const mode of MODES) {
     })
   })
 }
+
+/**
+ * The plan cache (shim/README.md, sections 3a and 10): the path a $ORIGIN
+ * target asks for is part of the key, and the target's witnesses are its
+ * lstats in the caller's view (WIT_CALLER), not under the host root. Two
+ * copies of one build directory with the same shim, and a rebuilt target.
+ */
+t.test('the plan cache: one plan per build directory, a rebuilt target invalidates it', async (t) => {
+  const a = await makeBuildDir(join(scratch, 'cache-a'))
+  const b = join(scratch, 'cache-b')
+  await cp(a, b, { recursive: true, verbatimSymlinks: true })
+  const prog = { a: join(a, 'prog'), b: join(b, 'prog') }
+  const original = await readFile(prog.a)
+  // The rebuilt program: another output, linked as Meson links it.
+  await writeFile(join(a, 'rebuilt.c'), '#include <stdio.h>\nconst char *greeting(void);\nint main(void) { printf("rebuilt: %s\\n", greeting()); return 0; }\n')
+  const rebuild = (out: string) => {
+    const r = spawnSync(CC, ['-o', out, 'rebuilt.c', '-Llib', '-lgreet', '-Wl,-rpath,$ORIGIN/lib'], { cwd: a, encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`cc rebuilt.c: ${r.stderr}`)
+  }
+  // A plan is kept only when every witness is older than racySeconds (shim/README.md, section 10).
+  const settle = () => new Promise((done) => setTimeout(done, (PLAN_FORMAT.racySeconds + 0.2) * 1000))
+  const rootStat = statSync('/', { bigint: true })
+  const euid = process.geteuid?.() ?? 0
+
+  for (const mode of MODES) {
+    t.test(`${mode} mode`, async (t) => {
+      const rt = join(scratch, `cache-rt-${mode}`)
+      await mkdir(rt, { mode: 0o700 })
+      const shim = { a: join(a, `prog-shim-${mode}`), b: join(b, `prog-shim-${mode}`) }
+      const built = await buildShim(FIELDS.prog, mode)
+      for (const file of Object.values(shim)) {
+        await copyFile(built, file)
+        await chmod(file, 0o755)
+      }
+      const cbox = await container([[a, a, 'rw'], [b, b, 'rw'], [rt, rt, 'rw']])
+      const config = shimConfigOf(validateConfig({ ...FIELDS.prog, mode, arch: 'x86_64' }))
+      const id = planCacheId(configForArch(config, ARCHES.x86_64), ARCHES.x86_64)
+      const env = { ...CONTAINER_ENV, [DEBUG_ENV]: '1', XDG_RUNTIME_DIR: rt }
+      /** The model's debug output for the shim in `dir`, over the state the shim is about to see. */
+      const model = (dir: string, argv: readonly string[], where: Mode = 'container') =>
+        text(
+          toHostBytes(
+            formatDebug(
+              config,
+              planShim(config, ARCHES.x86_64, nodeHostView('/'), {
+                mode: where,
+                argv,
+                env: [`XDG_RUNTIME_DIR=${rt}`],
+                origin: dir,
+                // The target's witnesses are the caller's: the container's own /tmp, not this machine's.
+                callerView: where === 'container' ? cbox.view : nodeHostView('/'),
+                cache: { id, euid, rootDev: rootStat.dev, rootIno: rootStat.ino, ...nodeRuntimeFiles() },
+              }),
+            ),
+          ),
+        )
+      /** One launch of the shim in build directory `which`: its plan line, checked against the model. */
+      const launch = (t: Test, which: 'a' | 'b', plan: string, what: string) => {
+        const dir = which === 'a' ? a : b
+        const argv = [shim[which], '0']
+        const predicted = model(dir, argv)
+        const r = cbox.run(argv, { env })
+        t.equal(r.status, 0, `${what}: exit status`)
+        t.match(text(r.stderr), `\nprog: plan: ${plan}\n`, `${what}: plan: ${plan}`)
+        t.equal(text(r.stderr), predicted, `${what}: the model's bytes`)
+        return text(r.stdout)
+      }
+      const plans = () => readdirSync(join(rt, PLAN_FORMAT.dir)).filter((f) => f.startsWith(PLAN_FORMAT.filePrefix)).sort()
+      const fileOf = (which: 'a' | 'b', container = true) =>
+        planCacheFileName(id, container, euid, rootStat.dev, rootStat.ino, `${which === 'a' ? a : b}/prog`)
+
+      // The program in both directories as first built (the mode before may have rebuilt it).
+      await writeFile(prog.a, original)
+      await settle()
+
+      t.test('kept on the first launch, used on the second', async (t) => {
+        t.equal(launch(t, 'a', 'computed (no cache file)', 'first'), expected([shim.a, '0']), 'the program ran')
+        t.equal(launch(t, 'a', 'cached', 'second'), expected([shim.a, '0']), 'the kept plan ran it')
+        t.same(plans(), [fileOf('a')], 'one plan file, named after the key with the path asked for')
+        const kept = parsePlanCache(readFileSync(join(rt, PLAN_FORMAT.dir, fileOf('a'))), ARCHES.x86_64)
+        t.equal(kept?.origin, prog.a, 'the file holds the path asked for')
+        t.equal(kept?.target, prog.a, 'and the target, the caller\'s path')
+        const own = kept?.witnesses.filter((w) => w.caller).map((w) => w.path) ?? []
+        t.ok(own.includes(prog.a), 'the target is a witness of the caller\'s view')
+        t.ok(own.includes(a), 'so is its directory')
+        t.notOk(own.some((p) => p.startsWith(`${HOST_ROOT}/`)), 'no host path among them')
+        t.ok(kept?.witnesses.some((w) => !w.caller && w.path === `${HOST_ROOT}/etc/ld.so.cache`), 'the host\'s witnesses are under the host root')
+      })
+
+      t.test('a copy of the build directory: its own plan, never the other\'s', async (t) => {
+        t.equal(launch(t, 'b', 'computed (no cache file)', 'the copy, first'), expected([shim.b, '0']), 'the copy\'s program ran')
+        t.equal(launch(t, 'b', 'cached', 'the copy, second'), expected([shim.b, '0']))
+        t.equal(launch(t, 'a', 'cached', 'the first directory again'), expected([shim.a, '0']))
+        t.not(fileOf('a'), fileOf('b'))
+        t.same(plans(), [fileOf('a'), fileOf('b')].sort(), 'two plan files')
+        const kept = parsePlanCache(readFileSync(join(rt, PLAN_FORMAT.dir, fileOf('b'))), ARCHES.x86_64)
+        t.equal(kept?.target, prog.b)
+        t.notOk(kept?.witnesses.some((w) => w.path.startsWith(`${a}/`)), 'nothing of the first directory in it')
+      })
+
+      t.test('the target rebuilt (a new file renamed over it): computed again, the new program runs', async (t) => {
+        rebuild(`${prog.a}.new`)
+        await rename(`${prog.a}.new`, prog.a)
+        t.equal(launch(t, 'a', `computed (changed: ${prog.a})`, 'rebuilt'), 'rebuilt: hello from libgreet\n', 'the rebuilt program ran')
+        t.equal(launch(t, 'b', 'cached', 'the copy'), expected([shim.b, '0']), 'the copy keeps its plan and its program')
+        await settle()
+        t.equal(launch(t, 'a', `computed (changed: ${prog.a})`, 'rebuilt, once settled'), 'rebuilt: hello from libgreet\n')
+        t.equal(launch(t, 'a', 'cached', 'rebuilt, kept'), 'rebuilt: hello from libgreet\n')
+      })
+
+      t.test('the target rewritten in place (same inode): computed again', async (t) => {
+        const ino = statSync(prog.a).ino
+        await writeFile(prog.a, original)
+        t.equal(statSync(prog.a).ino, ino, 'the same inode')
+        t.equal(launch(t, 'a', `computed (changed: ${prog.a})`, 'rewritten'), expected([shim.a, '0']), 'the program as it is now ran')
+      })
+
+      t.test('host mode: a plan of its own', async (t) => {
+        if (!machineIsHost(t)) return
+        await settle()
+        for (const plan of ['computed (no cache file)', 'cached']) {
+          const predicted = model(a, [shim.a, '0'], 'host')
+          const r = runHost(shim.a, ['0'], { argv0: shim.a, env })
+          t.equal(r.status, 0)
+          t.match(text(r.stderr), `\nprog: plan: ${plan}\n`, `host: plan: ${plan}`)
+          t.equal(text(r.stderr), predicted, 'the model\'s bytes')
+          t.equal(text(r.stdout), expected([shim.a, '0']))
+        }
+        t.ok(plans().includes(fileOf('a', false)), 'host mode\'s own file')
+      })
+    })
+  }
+})
 
 /**
  * aarch64 under qemu-user: a glibc program and its shared library built with

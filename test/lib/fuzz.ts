@@ -710,9 +710,9 @@ export function replayResolve(binary: string, files: readonly string[], log: str
  * through a loader with witnesses, and a few broken ones.
  */
 export function planSeeds(): Buffer[] {
-  const file = (opts: { direct: boolean; target: string; loader?: string; lp?: string; witnesses?: string[]; extra?: number }): Buffer => {
+  const file = (opts: { direct: boolean; target: string; loader?: string; lp?: string; origin?: string; witnesses?: string[]; caller?: number; extra?: number }): Buffer => {
     const wit = opts.witnesses ?? []
-    const strings = [opts.target, opts.loader ?? '', opts.lp ?? '', ...wit].map((s) => Buffer.from(`${s}\0`, 'latin1'))
+    const strings = [opts.target, opts.loader ?? '', opts.lp ?? '', opts.origin ?? '', ...wit].map((s) => Buffer.from(`${s}\0`, 'latin1'))
     const body = PLAN_FORMAT.headBytes + wit.length * PLAN_FORMAT.witnessBytes + strings.reduce((a, b) => a + b.length, 0) + (opts.extra ?? 0)
     const size = ((body + 7) & ~7) + 8
     const b = Buffer.alloc(size)
@@ -724,9 +724,12 @@ export function planSeeds(): Buffer[] {
     b.writeUInt32LE(Buffer.byteLength(opts.target, 'latin1'), 84)
     b.writeUInt32LE(Buffer.byteLength(opts.loader ?? '', 'latin1'), 88)
     b.writeUInt32LE(Buffer.byteLength(opts.lp ?? '', 'latin1'), 92)
+    b.writeUInt32LE(Buffer.byteLength(opts.origin ?? '', 'latin1'), 104)
     wit.forEach((w, i) => {
       const at = PLAN_FORMAT.headBytes + i * PLAN_FORMAT.witnessBytes
       b.writeUInt32LE(0o40755, at + 40)
+      // The first `caller` witnesses are a $ORIGIN target's, in the caller's view.
+      if (i < (opts.caller ?? 0)) b.writeUInt32LE(PLAN_FORMAT.witnessCaller, at + 48)
       b.writeUInt32LE(Buffer.byteLength(w, 'latin1'), at + 52)
     })
     let at = PLAN_FORMAT.headBytes + wit.length * PLAN_FORMAT.witnessBytes
@@ -741,6 +744,16 @@ export function planSeeds(): Buffer[] {
       loader: '/run/host/usr/lib64/ld-linux-x86-64.so.2',
       lp: '/run/host/usr/lib64:/run/host/usr/lib',
       witnesses: ['/run/host/usr', '/run/host/usr/bin', '/run/host/usr/bin/toolbox', '/run/host/lib64', '/run/host/etc', '/run/host/etc/ld.so.cache'],
+    }),
+    file({
+      direct: false,
+      target: '/home/u/build/prog',
+      loader: '/run/host/usr/lib64/ld-linux-x86-64.so.2',
+      lp: '/run/host/usr/lib64',
+      // The harness's key asks for as many 'o's as the head says.
+      origin: 'oooooooooooooooooo',
+      witnesses: ['/home', '/home/u', '/home/u/build', '/home/u/build/prog', '/run/host/usr', '/run/host/etc/ld.so.cache'],
+      caller: 4,
     }),
     file({ direct: false, target: 'relative', loader: '/ld', lp: '' }),
     file({ direct: true, target: '/t', loader: '/not-for-direct' }),
