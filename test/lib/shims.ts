@@ -99,6 +99,8 @@ export function decodeDebugValue(text: string): Buffer {
 
 export interface DebugReport {
   readonly mode: string
+  /** "cached", or "computed (REASON)" */
+  readonly plan: string
   /** null for "-" */
   readonly loader: Buffer | null
   /** null for "-" */
@@ -127,8 +129,8 @@ export function parseDebug(stderr: Buffer, name: string): DebugReport {
     return [rest.slice(0, colon), rest.slice(colon + 2)]
   })
   const keys = fields.map(([k]) => k)
-  const start = keys[3] === 'chainload' ? 'chainload' : 'exec'
-  const expected = ['mode', 'loader', 'library-path', start, ...keys.slice(4).map((_, i) => `argv[${i}]`)]
+  const start = keys[4] === 'chainload' ? 'chainload' : 'exec'
+  const expected = ['mode', 'plan', 'loader', 'library-path', start, ...keys.slice(5).map((_, i) => `argv[${i}]`)]
   if (keys.join('\n') !== expected.join('\n')) {
     throw new Error(`debug keys ${JSON.stringify(keys)} are not ${JSON.stringify(expected)}`)
   }
@@ -136,10 +138,11 @@ export function parseDebug(stderr: Buffer, name: string): DebugReport {
   const orNull = (s: string) => (s === '-' ? null : decodeDebugValue(s))
   return {
     mode: value(0),
-    loader: orNull(value(1)),
-    libraryPath: orNull(value(2)),
-    exec: decodeDebugValue(value(3)),
+    plan: value(1),
+    loader: orNull(value(2)),
+    libraryPath: orNull(value(3)),
+    exec: decodeDebugValue(value(4)),
     start,
-    argv: fields.slice(4).map(([, v]) => decodeDebugValue(v)),
+    argv: fields.slice(5).map(([, v]) => decodeDebugValue(v)),
   }
 }
