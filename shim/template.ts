@@ -235,8 +235,9 @@ static int spend(long units)
  * the top back. The arena's size is the sum of what can be kept at once,
  * each kept string at most PATH_MAX bytes (a multiple of KEEP_ALIGN): what
  * main() keeps (the target, its interpreter, the usr-merged loader name,
- * the loader, its directory; for a $ORIGIN target, also the path asked for), and per ld.so.conf include level a file's
- * text, two paths, matched names and their index; plus the largest buffer
+ * the loader, its directory; for a $ORIGIN target, also the path asked
+ * for), and per ld.so.conf include level a file's text, two paths, matched
+ * names and their index; plus the largest buffer
  * used and given back on top of all that (the headers and interpreter
  * read_elf() reads; more than resolve()'s path and link, or a batch of
  * directory entries). test/integration/arena.test.ts comes close to it.
