@@ -48,11 +48,12 @@ t.test('a banner says what made it', async (t) => {
 
 t.test('user text never lands in a comment, a # line or an identifier', async (t) => {
   const source = renderShim(hostile, ARCHES.x86_64)
-  // Every preprocessor line is the template's own (SYS_*: a system call number <sys/syscall.h> may lack).
+  // Every preprocessor line is the template's own: constants (a number, hex, a shift, a comment),
+  // and SYS_*: a system call number <sys/syscall.h> may lack.
   const directives = source.split('\n').filter((line) => /^\s*#/.test(line))
   t.ok(directives.length > 5)
   for (const line of directives) {
-    t.match(line, /^\s*#\s*(define [A-Z_][A-Z0-9_]*( [0-9]+)?|include <[a-z0-9_/]+\.h>|(el)?if !?(defined\()?[A-Z_0-9]+\)?|ifn?def [A-Z_0-9]+|ifdef SYS_[a-z_0-9]+|else|endif)$/, line)
+    t.match(line, /^\s*#\s*(define [A-Z_][A-Z0-9_]*( \(?(0x[0-9a-fA-F]+|[0-9]+)[UL]*( << [0-9]+)?\)?)?(\s+\/\*[^*]*\*\/)?|include <[a-z0-9_/]+\.h>|(el)?if !?(defined\()?[A-Z_0-9]+\)?|ifn?def [A-Z_0-9]+|ifdef SYS_[a-z_0-9]+|else|endif)$/, line)
   }
   // Comments hold none of the config's strings.
   const comments = cComments(source)
