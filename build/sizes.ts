@@ -22,7 +22,7 @@ try {
   const zig = await loadZig()
   const started = performance.now()
   const built = await generate(config, {
-    zig,
+    toolchain: zig,
     cacheDir: defaultCacheDir(),
     onCompile: (arch) => process.stderr.write(`sizes: compiling ${arch.name} (${arch.zigTarget})\n`),
   })

@@ -13,7 +13,7 @@ import { nodeHostView } from './hostview.js'
 import { inspectFile, formatInspect } from './inspect.js'
 import { install, uninstall, type InstallRequest, type InstallResult } from './install.js'
 import { planForRoot } from './plan-cli.js'
-import { defaultCacheDir, loadZig, writeAtomic } from './toolchain.js'
+import { defaultCacheDir, loadToolchain, toolchainName, writeAtomic, type Toolchain } from './toolchain.js'
 import { VERSION } from './version.js'
 
 export interface Io {
@@ -30,7 +30,8 @@ export const EXIT_CODE_HELP = `Exit codes:
   1  a bug: an internal error, shown with its stack
   2  bad command line
   3  invalid config: the message names the field
-  4  zig missing or failed (its command and stderr are shown)
+  4  zig or the C compiler (--cc) missing or failed (its command and stderr
+     are shown), or the compiler cannot link a static program
   5  a built shim failed verification, or a file is not a usable ELF program
   6  a file could not be read or written
   7  install/uninstall refused, nothing changed: set-user-ID/set-group-ID
@@ -43,7 +44,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** The options every command that builds a config accepts. */
 function configOptions(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, planCache, output, outDir)')
+    .option('-c, --config <file>', 'JSON config file (fields: name, target, hostRoot, libDirs, arch, argv0, debugEnv, env, mode, requireHostRoot, planCache, cc, output, outDir)')
     .option('-n, --name <name>', 'program name, used in messages and file names')
     .option('-t, --target <path>', 'absolute path of the real binary on the host (need not exist here), or $ORIGIN/REL: REL next to the shim')
     .option('--host-root <dir>', 'where containers see the host\'s root', '/run/host')
@@ -61,6 +62,14 @@ function configOptions(cmd: Command): Command {
         'chainload',
       ]),
     )
+}
+
+/** --cc, for the commands that compile. */
+function compilerOption(cmd: Command): Command {
+  return cmd.option(
+    '--cc <command>',
+    'toolchain: zig (the default), a C compiler command (gcc, musl-gcc, "clang-14 -fuse-ld=lld"), or \'$CC\' for the compiler the CC variable names (CC is read only then)',
+  )
 }
 
 /** commander fills defaults; only flags the user gave may override a config file. */
@@ -95,14 +104,18 @@ function examples(lines: readonly string[]): string {
  * "done"; to pipes and logs, one line per compile. Never on stdout; nothing
  * with --quiet or --json.
  */
-function compileProgress(io: Io, quiet: boolean) {
+function compileProgress(io: Io, quiet: boolean, toolchain: () => Toolchain | undefined) {
   let timer: NodeJS.Timeout | undefined
   let line = ''
   return {
     onCompile: (arch: Arch) => {
       if (quiet) return
       stop()
-      line = `hostshim: compiling the ${arch.name} shim with zig (not cached; the first build for a target also builds musl, ~15 s)...`
+      const used = toolchain()
+      line =
+        used?.kind === 'cc'
+          ? `hostshim: compiling the ${arch.name} shim with ${toolchainName(used)} (not cached)...`
+          : `hostshim: compiling the ${arch.name} shim with zig (not cached; the first build for a target also builds musl, ~15 s)...`
       if (!io.isTTY) {
         io.stderr(`${line}\n`)
         return
@@ -154,9 +167,9 @@ ${examples([
     )
 
   configOptions(
-    program
+    compilerOption(program
       .command('generate')
-      .description('render, compile, verify and write shims; prints arch, bytes and sha256 of each')
+      .description('render, compile, verify and write shims; prints arch, bytes and sha256 of each'))
       .option('-o, --output <file>', 'the shim file (one architecture)')
       .option('--out-dir <dir>', 'directory for NAME-ARCH files (default: out)')
       .option('--json', 'print a JSON summary')
@@ -168,17 +181,18 @@ ${examples([
         'hostshim generate',
         'hostshim generate -c examples/entrypoint/hostshim.json -o rootfs/entrypoint',
         'hostshim generate -n toolbox -t /usr/libexec/toolbox/toolbox --arch all --out-dir shims',
+        'hostshim generate --cc musl-gcc --mode exec -o toolbox      no zig: the distribution\'s own compiler',
       ])}`,
     )
     .action(async (_opts, cmd: Command) => {
       const opts = cmd.opts<{ json?: boolean; quiet?: boolean }>()
       const config = loadConfig(givenFlags(cmd), io.cwd)
       outputPaths(config, io.cwd)
-      const zig = await loadZig(io.env)
-      const progress = compileProgress(io, Boolean(opts.quiet || opts.json))
+      const toolchain = await loadToolchain(config.cc, io.env, io.cwd)
+      const progress = compileProgress(io, Boolean(opts.quiet || opts.json), () => toolchain)
       let results
       try {
-        results = await generate(config, { zig, cacheDir: defaultCacheDir(io.env), cwd: io.cwd, onCompile: progress.onCompile })
+        results = await generate(config, { toolchain, cacheDir: defaultCacheDir(io.env), cwd: io.cwd, onCompile: progress.onCompile })
       } finally {
         progress.stop()
       }
@@ -294,9 +308,9 @@ ${examples([
   }
 
   installOptions(
-    program
+    compilerOption(program
       .command('install')
-      .description('move the program at --binary to libexec and put a shim for it in its place (atomic, idempotent)'),
+      .description('move the program at --binary to libexec and put a shim for it in its place (atomic, idempotent)')),
   )
     .addHelpText(
       'after',
@@ -310,14 +324,17 @@ ${examples([
         'hostshim install --name toolbox --binary /usr/bin/toolbox',
         'hostshim install -c examples/toolbox/hostshim.json --binary /usr/bin/toolbox --destdir "$DESTDIR"',
         'hostshim install --name mytool --binary /usr/bin/mytool --libexec /usr/lib/mytool --json',
+        'hostshim install --name toolbox --binary /usr/bin/toolbox --cc gcc --destdir "$DESTDIR"',
       ])}`,
     )
     .action(async (_opts, cmd: Command) => {
       const quiet = Boolean(cmd.opts().quiet || cmd.opts().json)
-      const progress = compileProgress(io, quiet)
+      let toolchain: Toolchain | undefined
+      const progress = compileProgress(io, quiet, () => toolchain)
+      const loadCompiler = async (cc: string | undefined) => (toolchain = await loadToolchain(cc, io.env, io.cwd))
       let result: InstallResult
       try {
-        result = await install(installRequest(cmd), { loadZig: () => loadZig(io.env), cacheDir: defaultCacheDir(io.env), onCompile: progress.onCompile })
+        result = await install(installRequest(cmd), { loadToolchain: loadCompiler, cacheDir: defaultCacheDir(io.env), onCompile: progress.onCompile })
       } finally {
         progress.stop()
       }

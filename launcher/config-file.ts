@@ -21,6 +21,7 @@ export interface ConfigFlags {
   mode?: string
   requireHostRoot?: boolean
   planCache?: boolean
+  cc?: string
   output?: string
   outDir?: string
 }
@@ -126,6 +127,7 @@ export function loadRawConfig(flags: ConfigFlags, cwd = process.cwd()): RawConfi
     mode: flags.mode,
     requireHostRoot: flags.requireHostRoot,
     planCache: flags.planCache,
+    cc: flags.cc,
     output: flags.output,
     outDir: flags.outDir,
   }

@@ -54,6 +54,11 @@ export const SHIM_MODES = ['exec', 'chainload'] as const satisfies readonly Shim
 /** A config plus the things that are not baked in: what to build, and where. */
 export interface BuildConfig extends ShimConfig {
   readonly arch: readonly ArchName[]
+  /**
+   * The toolchain: "zig" (absent: the default), "$CC" (the compiler the CC
+   * variable names), or a C compiler command (launcher/toolchain.ts).
+   */
+  readonly cc?: string
   readonly output?: string
   readonly outDir?: string
 }
@@ -71,6 +76,7 @@ export interface RawConfig {
   mode?: unknown
   requireHostRoot?: unknown
   planCache?: unknown
+  cc?: unknown
   output?: unknown
   outDir?: unknown
 }
@@ -87,6 +93,7 @@ export const CONFIG_FIELDS = [
   'mode',
   'requireHostRoot',
   'planCache',
+  'cc',
   'output',
   'outDir',
 ] as const satisfies readonly (keyof RawConfig)[]
@@ -232,6 +239,12 @@ function checkMode(value: unknown): ShimMode {
   throw new ConfigError('mode', `must be ${SHIM_MODES.map((m) => JSON.stringify(m)).join(' or ')}, got ${describe(value)}`)
 }
 
+function checkCompiler(value: unknown): string {
+  const cc = checkText('cc', value).trim()
+  if (cc === '') throw new ConfigError('cc', 'must name a C compiler command, "$CC" or "zig", got an empty string')
+  return cc
+}
+
 function checkBool(field: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new ConfigError(field, `must be true or false, got ${describe(value)}`)
@@ -262,6 +275,7 @@ export function validateConfig(raw: RawConfig): BuildConfig {
     mode: raw.mode === undefined ? DEFAULTS.mode : checkMode(raw.mode),
     ...(checkBool('requireHostRoot', raw.requireHostRoot, false) ? { requireHostRoot: true } : {}),
     planCache: checkBool('planCache', raw.planCache, DEFAULTS.planCache),
+    ...(raw.cc === undefined ? {} : { cc: checkCompiler(raw.cc) }),
     ...(raw.output === undefined ? {} : { output: checkText('output', raw.output) }),
     ...(raw.outDir === undefined ? {} : { outDir: checkText('outDir', raw.outDir) }),
   }

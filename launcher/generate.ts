@@ -8,9 +8,10 @@ import { createHash } from 'node:crypto'
 import { dirname, resolve } from 'node:path'
 import { ARCHES, type Arch, type ArchName } from './arch.js'
 import { shimConfigOf, type BuildConfig, type ShimMode } from './config.js'
+import { markOf, shimMark, type ShimMark } from './mark.js'
 import { parseElf } from './elf.js'
 import { ShimError, UsageError, ioError, q } from './errors.js'
-import { compileShim, makeDirs, writeAtomic, type Zig } from './toolchain.js'
+import { compileShim, makeDirs, writeAtomic, type Toolchain } from './toolchain.js'
 import { renderShim } from '../shim/template.js'
 import { chainloadFallbackNote, configForArch, effectiveMode } from '../shim/chainload.js'
 
@@ -45,6 +46,25 @@ export function verifyShim(binary: Uint8Array, arch: Arch): void {
   if (problems.length > 0) throw new ShimError(`the ${arch.name} shim failed verification: ${problems.join('; ')}`)
 }
 
+/**
+ * The mark a shim built from `config` for `arch` carries: the config as the
+ * shim is rendered from it for that architecture (shim/chainload.ts drops a
+ * mode the architecture lacks), so the comparison is with what was built.
+ */
+export function expectedMark(config: BuildConfig, arch: Arch): ShimMark {
+  return shimMark(configForArch(shimConfigOf(config), arch), arch)
+}
+
+/** The shim's own mark must say what was asked: a last check before it replaces anything. */
+export function verifyMark(binary: Uint8Array, config: BuildConfig, arch: Arch): void {
+  const want = expectedMark(config, arch)
+  const got = markOf(binary)
+  if (got === null) throw new ShimError(`the ${arch.name} shim carries no hostshim mark`)
+  for (const key of Object.keys(want) as (keyof ShimMark)[]) {
+    if (got[key] !== want[key]) throw new ShimError(`the ${arch.name} shim's mark says ${key} ${JSON.stringify(got[key])}, expected ${JSON.stringify(want[key])}`)
+  }
+}
+
 /** Where each architecture's shim goes. */
 export function outputPaths(config: BuildConfig, cwd = process.cwd()): Map<ArchName, string> {
   if (config.output !== undefined && config.arch.length > 1) {
@@ -63,10 +83,11 @@ export function outputPaths(config: BuildConfig, cwd = process.cwd()): Map<ArchN
 }
 
 export interface GenerateOptions {
-  readonly zig: Zig
+  /** zig or a C compiler (launcher/toolchain.ts loadToolchain) */
+  readonly toolchain: Toolchain
   readonly cacheDir: string
   readonly cwd?: string
-  /** called before zig runs for real (not from the cache) */
+  /** called before the compiler runs for real (not from the cache) */
   readonly onCompile?: (arch: Arch) => void
 }
 
@@ -79,8 +100,9 @@ export async function buildVerifiedShim(
   const shim = shimConfigOf(config)
   const mode = effectiveMode(shim, arch)
   const source = renderShim(configForArch(shim, arch), arch)
-  const { binary, cached } = await compileShim(options.zig, arch, source, options.cacheDir, options.onCompile, mode)
+  const { binary, cached } = await compileShim(options.toolchain, arch, source, options.cacheDir, options.onCompile, mode)
   verifyShim(binary, arch)
+  verifyMark(binary, config, arch)
   return { binary, cached, mode, note: chainloadFallbackNote(shim, arch) }
 }
 

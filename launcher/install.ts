@@ -23,14 +23,13 @@ import type { Stats } from 'node:fs'
 import { chmod, chown, copyFile, link, lstat, mkdir, open, readFile, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises'
 import { basename, dirname, join, posix } from 'node:path'
 import { ARCHES, type Arch, type ArchName } from './arch.js'
-import { parseArchList, shimConfigOf, validateConfig, type BuildConfig, type RawConfig } from './config.js'
-import { findNote, isElf, parseElf } from './elf.js'
+import { parseArchList, validateConfig, type BuildConfig, type RawConfig } from './config.js'
+import { isElf, parseElf } from './elf.js'
 import { IoError, RefusedError, ShimError, UsageError, ioError, q } from './errors.js'
-import { buildVerifiedShim } from './generate.js'
-import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark, shimMark, type ShimMark } from './mark.js'
-import type { Zig } from './toolchain.js'
+import { buildVerifiedShim, expectedMark } from './generate.js'
+import { markOf } from './mark.js'
+import type { Toolchain } from './toolchain.js'
 import { VERSION } from './version.js'
-import { configForArch } from '../shim/chainload.js'
 
 /** Where the program goes unless --libexec or a target says otherwise: /usr/libexec/NAME/NAME. */
 export const DEFAULT_LIBEXEC = '/usr/libexec'
@@ -52,8 +51,8 @@ export interface InstallRequest {
 }
 
 export interface InstallOptions {
-  /** asked only when a shim must really be built */
-  readonly loadZig: () => Promise<Zig>
+  /** asked only when a shim must really be built, with the config's `cc` (undefined: zig) */
+  readonly loadToolchain: (cc: string | undefined) => Promise<Toolchain>
   readonly cacheDir: string
   readonly onCompile?: (arch: Arch) => void
 }
@@ -178,17 +177,6 @@ function shimConfig(req: InstallRequest, layout: Layout, arch: ArchName): BuildC
   return validateConfig({ ...raw, target: layout.target, arch })
 }
 
-/** The mark of a hostshim shim, or null for any other file. */
-export function markOf(bytes: Uint8Array): ShimMark | null {
-  if (!isElf(bytes)) return null
-  try {
-    const note = findNote(parseElf(bytes), MARK_NOTE_NAME, MARK_NOTE_TYPE)
-    return note ? parseMark(note.desc) : null
-  } catch {
-    return null
-  }
-}
-
 /** The architecture of a program hostshim can shim, or a ShimError saying why not. */
 function programArch(bytes: Uint8Array, path: string): ArchName {
   if (!isElf(bytes)) throw new ShimError(`${q(path)} is not an ELF program: a shim can only run ELF executables`)
@@ -197,25 +185,6 @@ function programArch(bytes: Uint8Array, path: string): ArchName {
   if (elf.kernelWouldReject) throw new ShimError(`${q(path)} would not run: ${elf.kernelWouldReject}`)
   if (elf.arch === null) throw new ShimError(`${q(path)} is for machine ${elf.machineName}, which hostshim has no shim for`)
   return elf.arch
-}
-
-/**
- * The mark a shim built from `config` for `arch` carries: the config as the
- * shim is rendered from it for that architecture (shim/chainload.ts drops a
- * mode the architecture lacks), so the comparison is with what was built.
- */
-function expectedMark(config: BuildConfig, arch: Arch): ShimMark {
-  return shimMark(configForArch(shimConfigOf(config), arch), arch)
-}
-
-/** The shim's own mark must say what was asked: a last check before it replaces anything. */
-function verifyMark(binary: Uint8Array, config: BuildConfig, arch: Arch): void {
-  const want = expectedMark(config, arch)
-  const got = markOf(binary)
-  if (got === null) throw new ShimError(`the ${arch.name} shim carries no hostshim mark`)
-  for (const key of Object.keys(want) as (keyof ShimMark)[]) {
-    if (got[key] !== want[key]) throw new ShimError(`the ${arch.name} shim's mark says ${key} ${JSON.stringify(got[key])}, expected ${JSON.stringify(want[key])}`)
-  }
 }
 
 /** A temporary name in the same directory, so rename() is atomic. */
@@ -413,9 +382,8 @@ export async function install(req: InstallRequest, options: InstallOptions): Pro
 }
 
 async function buildShim(config: BuildConfig, arch: Arch, options: InstallOptions): Promise<Buffer> {
-  const zig = await options.loadZig()
-  const { binary } = await buildVerifiedShim(config, arch, { zig, cacheDir: options.cacheDir, onCompile: options.onCompile })
-  verifyMark(binary, config, arch)
+  const toolchain = await options.loadToolchain(config.cc)
+  const { binary } = await buildVerifiedShim(config, arch, { toolchain, cacheDir: options.cacheDir, onCompile: options.onCompile })
   return binary
 }
 

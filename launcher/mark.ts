@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto'
 import type { Arch } from './arch.js'
 import { shimConfigOf, type ShimConfig } from './config.js'
+import { findNote, isElf, parseElf } from './elf.js'
 import { VERSION } from './version.js'
 
 export const MARK_NOTE_NAME = 'hostshim'
@@ -43,6 +44,17 @@ export function parseMark(desc: Uint8Array): ShimMark | null {
     const value = JSON.parse(text) as Partial<ShimMark>
     if (typeof value.hostshim !== 'string' || typeof value.target !== 'string' || typeof value.config !== 'string') return null
     return value as ShimMark
+  } catch {
+    return null
+  }
+}
+
+/** The mark of a hostshim shim, or null for any other file. */
+export function markOf(bytes: Uint8Array): ShimMark | null {
+  if (!isElf(bytes)) return null
+  try {
+    const note = findNote(parseElf(bytes), MARK_NOTE_NAME, MARK_NOTE_TYPE)
+    return note ? parseMark(note.desc) : null
   } catch {
     return null
   }

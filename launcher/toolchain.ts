@@ -1,9 +1,17 @@
-// zig: finding it, and compiling a rendered shim with it.
+// The toolchain: finding it, and compiling a rendered shim with it.
 //
-// zig comes from the pinned npm package, or from $ZIG, or from PATH. Every
-// compile is keyed by everything that can change its output (source, target,
-// flags, zig's version, the post-link strip pass), so an unchanged config is
-// answered from a content-addressed cache without running zig at all.
+// Two kinds. zig (the default) comes from the pinned npm package, or from
+// $ZIG, or from PATH, and cross-compiles to every architecture with its own
+// musl. A C compiler the user names (--cc, the config's `cc`) is for
+// distributions whose build roots allow only their own toolchain: it builds
+// for its own target, with whatever C library it links statically; hostshim
+// asks it for a static program (a static PIE in chainload mode) and probes
+// which size flags it takes, rather than guessing from its name.
+//
+// Every compile is keyed by everything that can change its output (source,
+// target, flags, the compiler's path and version, the post-link strip pass),
+// so an unchanged config is answered from a content-addressed cache without
+// running the compiler at all.
 
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -11,15 +19,40 @@ import { existsSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { homedir, tmpdir } from 'node:os'
-import { delimiter, dirname, join } from 'node:path'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import type { Arch } from './arch.js'
 import type { ShimMode } from './config.js'
-import { ToolchainError, q, reason } from './errors.js'
+import { parseElf } from './elf.js'
+import { ConfigError, ToolchainError, q, reason } from './errors.js'
 import { STRIP_VERSION, stripSections } from './strip.js'
 
 export interface Zig {
+  readonly kind?: 'zig'
   readonly path: string
   readonly version: string
+}
+
+/** A C compiler named by the user: `gcc`, `musl-gcc`, `clang --target=...`. */
+export interface CCompiler {
+  readonly kind: 'cc'
+  /** the command as given, split at white space (program first) */
+  readonly command: readonly string[]
+  /** the program's path: as given when it has a "/", else found on PATH */
+  readonly path: string
+  /** its `--version` output: part of the compiler's identity in the cache key */
+  readonly version: string
+}
+
+export type Toolchain = Zig | CCompiler
+
+/** The value of --cc (and the config's `cc`) that means zig, the default. */
+export const ZIG_CHOICE = 'zig'
+/** The value of --cc that means "the compiler $CC names": $CC is read only when asked for. */
+export const CC_FROM_ENV = '$CC'
+
+/** For messages: "zig", or the compiler command as the user wrote it. */
+export function toolchainName(toolchain: Toolchain): string {
+  return toolchain.kind === 'cc' ? toolchain.command.join(' ') : 'zig'
 }
 
 /** Flags for a small, static, warning-free shim. The target's come after. */
@@ -94,22 +127,169 @@ export async function loadZig(env: NodeJS.ProcessEnv = process.env): Promise<Zig
   }
 }
 
+/**
+ * The toolchain a --cc value (or the config's `cc`) names: zig when it is
+ * absent or "zig"; "$CC" is the CC environment variable's compiler (CC is
+ * never read otherwise); anything else is a compiler command, split at white
+ * space, its first word looked up on PATH unless it has a "/".
+ */
+export async function loadToolchain(choice: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<Toolchain> {
+  if (choice === undefined || choice === ZIG_CHOICE) return loadZig(env)
+  let text = choice
+  if (choice === CC_FROM_ENV) {
+    if (!env.CC?.trim()) throw new ConfigError('cc', 'is "$CC", but CC is not set in the environment')
+    text = env.CC
+  }
+  const command = text.trim().split(/\s+/)
+  const program = command[0] as string
+  const path = program.includes('/') ? resolve(cwd, program) : findOnPath(program, env)
+  if (path === null) throw new ToolchainError(`cannot find the C compiler ${q(program)} on PATH`)
+  try {
+    const { stdout } = await run(path, [...command.slice(1), '--version'])
+    return { kind: 'cc', command, path, version: stdout.trim() }
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & { stderr?: string }
+    throw new ToolchainError(`cannot run the C compiler ${q(text)} (${q(path)}): ${e.code ?? e.message}`, [path, '--version'], e.stderr ?? '')
+  }
+}
+
+function findOnPath(program: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, program))) return join(dir, program)
+  }
+  return null
+}
+
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HOSTSHIM_CACHE) return env.HOSTSHIM_CACHE
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'hostshim')
 }
 
 /**
- * The cache key: everything that decides the bytes a compile produces, zig's
- * and then stripSections' (STRIP_VERSION, so entries from before a change
- * to the strip pass, or from before it existed, are never reused).
+ * Given to every C compiler. No -Werror, unlike zig's: a newer compiler's
+ * new warning must not stop a distribution's build (hostshim's tests keep the
+ * C clean under -Werror with gcc and clang, musl and glibc).
  */
-export function cacheKey(zig: Zig, arch: Arch, source: string, mode: ShimMode = 'exec'): string {
-  return createHash('sha256')
-    .update(JSON.stringify({ zig: zig.version, args: compileArgs(arch, 'shim.c', 'shim', mode), strip: STRIP_VERSION }))
-    .update('\0')
-    .update(source)
-    .digest('hex')
+export const CC_CFLAGS = ['-std=gnu11', '-Wall', '-Wextra'] as const
+
+/**
+ * What makes the shim static, per mode: required, so a compiler that fails
+ * with them cannot build a shim. -fPIE for a compiler whose code is not PIE
+ * by default: -static-pie links only PIE code.
+ */
+export const CC_STATIC_FLAGS: Readonly<Record<ShimMode, readonly string[]>> = {
+  exec: ['-static'],
+  chainload: ['-fPIE', '-static-pie'],
+}
+
+/** zig's size flags (CFLAGS, CHAINLOAD_CFLAGS), each used only where a probe shows the compiler takes it. */
+export const CC_SIZE_FLAGS = [
+  '-Os',
+  '-s',
+  '-fno-unwind-tables',
+  '-fno-asynchronous-unwind-tables',
+  '-fno-inline-functions',
+  '-ffunction-sections',
+  '-fdata-sections',
+  '-Wl,--gc-sections',
+  '-Wl,--build-id=none',
+] as const
+export const CC_CHAINLOAD_SIZE_FLAGS = ['-Wl,-z,norelro', '-Wl,--hash-style=sysv'] as const
+
+/** What a probe found out about a C compiler in one mode. */
+export interface CompilerProfile {
+  /** the architecture of the programs it builds */
+  readonly arch: Arch['name']
+  /** the static flags and the size flags it takes, in CC_* order */
+  readonly flags: readonly string[]
+}
+
+const PROBE_C = 'int main(void)\n{\n\treturn 0;\n}\n'
+const profiles = new Map<string, Promise<CompilerProfile>>()
+
+/**
+ * Ask the compiler, with a program that does nothing: can it link a static
+ * program (a static PIE for chainload), for which architecture, and which
+ * size flags does it take (-Werror, so clang's "unused argument" warnings
+ * count as a no)? Once per compiler and mode in a process.
+ */
+export function probeCompiler(cc: CCompiler, mode: ShimMode): Promise<CompilerProfile> {
+  const id = JSON.stringify([cc.path, cc.command, cc.version, mode])
+  let profile = profiles.get(id)
+  if (profile === undefined) {
+    profile = probe(cc, mode)
+    profiles.set(id, profile)
+    profile.catch(() => profiles.delete(id))
+  }
+  return profile
+}
+
+async function probe(cc: CCompiler, mode: ShimMode): Promise<CompilerProfile> {
+  const name = toolchainName(cc)
+  const work = await mkdtemp(join(tmpdir(), 'hostshim-probe-'))
+  try {
+    await writeFile(join(work, 'probe.c'), PROBE_C)
+    const link = async (flags: readonly string[]): Promise<{ ok: true; binary: Buffer } | { ok: false; args: string[]; stderr: string }> => {
+      const args = [...cc.command.slice(1), ...CC_CFLAGS, ...flags, '-Werror', '-o', 'probe', 'probe.c']
+      await rm(join(work, 'probe'), { force: true })
+      try {
+        await run(cc.path, args, work)
+        return { ok: true, binary: await readFile(join(work, 'probe')) }
+      } catch (error) {
+        const e = error as NodeJS.ErrnoException & { stderr?: string }
+        return { ok: false, args, stderr: e.stderr || String(e.message) }
+      }
+    }
+    const required = CC_STATIC_FLAGS[mode]
+    const flag = required[required.length - 1] as string
+    const what = mode === 'chainload' ? 'a static PIE (chainload mode needs one: --mode exec needs only -static)' : 'a static program'
+    const base = await link(required)
+    if (!base.ok) throw new ToolchainError(`${name} cannot link ${what}: ${flag} failed`, [cc.path, ...base.args], base.stderr)
+    const elf = parseElf(base.binary)
+    if (elf.hasInterpreter || (elf.dynamic?.needed.length ?? 0) > 0) {
+      const how = elf.hasInterpreter ? `a PT_INTERP (${q(elf.interpreter ?? '')})` : `shared libraries (${elf.dynamic?.needed.join(', ')})`
+      throw new ToolchainError(`${name} cannot link ${what}: with ${flag} it made a program that needs ${how}`)
+    }
+    if (mode === 'chainload' && elf.typeName !== 'DYN') {
+      throw new ToolchainError(`${name} cannot link ${what}: with ${flag} it made a fixed-address program (ELF type ${elf.typeName}), not a PIE`)
+    }
+    if (elf.arch === null) throw new ToolchainError(`${name} builds programs for ${elf.machineName}, which hostshim has no shim for`)
+    const wanted = [...CC_SIZE_FLAGS, ...(mode === 'chainload' ? CC_CHAINLOAD_SIZE_FLAGS : [])]
+    let taken: string[] = wanted
+    if (!(await link([...required, ...wanted])).ok) {
+      taken = []
+      for (const f of wanted) if ((await link([...required, f])).ok) taken.push(f)
+    }
+    return { arch: elf.arch, flags: [...required, ...taken] }
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** The arguments after the compiler's path: its own words, then hostshim's flags. */
+export function ccArgs(cc: CCompiler, profile: CompilerProfile, source: string, output: string): string[] {
+  return [...cc.command.slice(1), ...CC_CFLAGS, ...profile.flags, '-o', output, source]
+}
+
+/**
+ * The cache key: everything that decides the bytes a compile produces, the
+ * compiler's and then stripSections' (STRIP_VERSION, so entries from before a
+ * change to the strip pass, or from before it existed, are never reused).
+ * zig: its version and arguments. A C compiler: its path, command and
+ * `--version` output, and every flag hostshim might give it (what a probe
+ * keeps of them depends only on the compiler, so it need not run on a hit).
+ */
+export function cacheKey(toolchain: Toolchain, arch: Arch, source: string, mode: ShimMode = 'exec'): string {
+  const inputs =
+    toolchain.kind === 'cc'
+      ? {
+          cc: { path: toolchain.path, command: toolchain.command, version: toolchain.version },
+          arch: arch.name,
+          flags: [CC_CFLAGS, CC_STATIC_FLAGS[mode], CC_SIZE_FLAGS, mode === 'chainload' ? CC_CHAINLOAD_SIZE_FLAGS : []],
+          strip: STRIP_VERSION,
+        }
+      : { zig: toolchain.version, args: compileArgs(arch, 'shim.c', 'shim', mode), strip: STRIP_VERSION }
+  return createHash('sha256').update(JSON.stringify(inputs)).update('\0').update(source).digest('hex')
 }
 
 export interface CompileResult {
@@ -119,20 +299,20 @@ export interface CompileResult {
 }
 
 /**
- * Compile one shim, or take it from the cache. zig's output goes through
- * stripSections (launcher/strip.ts: no section headers, no .comment) before
- * it is cached and returned. The cache holds only binaries made from exactly
- * this key; a damaged entry is rebuilt.
+ * Compile one shim, or take it from the cache. The compiler's output goes
+ * through stripSections (launcher/strip.ts: no section headers, no .comment)
+ * before it is cached and returned. The cache holds only binaries made from
+ * exactly this key; a damaged entry is rebuilt.
  */
 export async function compileShim(
-  zig: Zig,
+  toolchain: Toolchain,
   arch: Arch,
   source: string,
   cacheDir: string,
   onCompile?: (arch: Arch) => void,
   mode: ShimMode = 'exec',
 ): Promise<CompileResult> {
-  const key = cacheKey(zig, arch, source, mode)
+  const key = cacheKey(toolchain, arch, source, mode)
   const entry = join(cacheDir, `${key}.bin`)
   try {
     const binary = await readFile(entry)
@@ -140,19 +320,30 @@ export async function compileShim(
   } catch {
     // Not cached yet.
   }
+  let args: string[]
+  if (toolchain.kind === 'cc') {
+    const profile = await probeCompiler(toolchain, mode)
+    if (profile.arch !== arch.name) {
+      throw new ToolchainError(
+        `${toolchainName(toolchain)} builds ${profile.arch} programs, not ${arch.name}: give a C compiler for ${arch.name} (--cc), or use zig, which builds every architecture`,
+      )
+    }
+    args = ccArgs(toolchain, profile, 'shim.c', 'shim')
+  } else {
+    args = compileArgs(arch, 'shim.c', 'shim', mode)
+  }
   onCompile?.(arch)
   const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
   try {
     await writeFile(join(work, 'shim.c'), source)
-    const args = compileArgs(arch, 'shim.c', 'shim', mode)
     try {
-      await run(zig.path, args, work, zigEnv(work))
+      await run(toolchain.path, args, work, toolchain.kind === 'cc' ? undefined : zigEnv(work))
     } catch (error) {
       const e = error as NodeJS.ErrnoException & { stderr?: string }
-      throw new ToolchainError(`zig failed to compile the shim for ${arch.name}`, [zig.path, ...args], e.stderr ?? String(e.message))
+      throw new ToolchainError(`${toolchainName(toolchain)} failed to compile the shim for ${arch.name}`, [toolchain.path, ...args], e.stderr ?? String(e.message))
     }
     // Whatever the kernel never reads goes; a file stripSections does not
-    // understand is kept as zig wrote it (verifyShim judges it either way).
+    // understand is kept as the compiler wrote it (verifyShim judges it either way).
     const binary = stripSections(await readFile(join(work, 'shim')))
     await makeDirs(cacheDir)
     await writeAtomic(entry, binary, 0o644)

@@ -185,6 +185,23 @@ typedef Elf32_Phdr Phdr;
 typedef Elf32_Shdr Shdr;
 #endif
 
+#ifdef __GLIBC__
+/* glibc's name (2.30 and later) for musl's getdents(): both are getdents64(2). */
+#define getdents getdents64
+#endif
+
+/*
+ * One getdents64(2) record (the kernel's linux_dirent64). The shim's own
+ * type: musl's struct dirent has this layout, glibc's does not on 32-bit.
+ */
+struct dent {
+	unsigned long long ino;
+	long long off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
 enum {
 	MAX_LINKS = 40,		/* the kernel's limit, then ELOOP */
 	MAX_CONF = 64 * 1024,	/* bytes read of one ld.so.conf file */
@@ -905,22 +922,22 @@ static void include(const char *pattern, const char *from, int depth)
 		long off = 0;
 
 		/* getdents(2), not opendir(3): no malloc in the shim. */
-		got = getdents(fd, (struct dirent *)buf, DENTS);
+		got = getdents(fd, (void *)buf, DENTS);
 		if (got <= 0)
 			break;
 		while (off < got) {
-			struct dirent *de = (struct dirent *)(buf + off);
-			size_t len = strlen(de->d_name) + 1;
+			struct dent *de = (struct dent *)(buf + off);
+			size_t len = strlen(de->name) + 1;
 
-			off += de->d_reclen;
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			off += de->reclen;
+			if (!strcmp(de->name, ".") || !strcmp(de->name, ".."))
 				continue;
 			/* Matching costs up to the pattern's length per byte of name. */
 			if (spend((long)cost) < 0)
 				goto listed_all;
-			if (n == MAX_MATCHES || len > MAX_NAMES - used || !match(base, de->d_name))
+			if (n == MAX_MATCHES || len > MAX_NAMES - used || !match(base, de->name))
 				continue;
-			memmove(names + used, de->d_name, len);
+			memmove(names + used, de->name, len);
 			used += len;
 			n++;
 		}
@@ -1080,7 +1097,8 @@ static char **environment(char **env, char **out)
 	size_t n = 0, i;
 
 	for (; *env; env++) {
-		for (i = 0; i < N_SET_ENV; i++) {
+		/* != not <: with no variables, gcc's -Wextra calls i < 0 always false. */
+		for (i = 0; i != N_SET_ENV; i++) {
 			size_t k = (size_t)(strchr(SET_ENV[i], '=') - SET_ENV[i]) + 1;
 
 			if (!strncmp(*env, SET_ENV[i], k))
@@ -1089,7 +1107,7 @@ static char **environment(char **env, char **out)
 		if (i == N_SET_ENV)
 			out[n++] = *env;
 	}
-	for (i = 0; i < N_SET_ENV; i++)
+	for (i = 0; i != N_SET_ENV; i++)
 		out[n++] = (char *)SET_ENV[i];
 	out[n] = 0;
 	return out;

@@ -178,7 +178,7 @@ t.test('a shim built for each entry is what the entry says (readelf -h)', async 
   const out = await mkdtemp(join(tmpdir(), 'hostshim-arch-'))
   t.teardown(() => rm(out, { recursive: true, force: true }))
   const config = validateConfig({ name: 'dash', target: '/bin/dash', arch: 'all', outDir: out })
-  const built = await generate(config, { zig: await loadZig(), cacheDir: TEST_CACHE_DIR })
+  const built = await generate(config, { toolchain: await loadZig(), cacheDir: TEST_CACHE_DIR })
   t.same(built.map((b) => b.arch), ARCH_NAMES, 'one shim per architecture, in table order')
   for (const shim of built) {
     const arch: Arch = ARCHES[shim.arch]

@@ -312,14 +312,14 @@ async function bench(
   const config = validateConfig({ name: NAME, target, arch: ['x86_64'], mode: 'exec', outDir: join(tmp, 'out') })
   log('generating the shim (zig)...')
   let t0 = performance.now()
-  const [first] = await generate(config, { zig, cacheDir })
+  const [first] = await generate(config, { toolchain: zig, cacheDir })
   const firstGenerateMs = performance.now() - t0
   if (!first) throw new Error('generate built nothing')
   const cachedMs: number[] = []
   let allCached = true
   for (let i = 0; i < 5; i++) {
     t0 = performance.now()
-    const again = await generate(config, { zig, cacheDir })
+    const again = await generate(config, { toolchain: zig, cacheDir })
     cachedMs.push(performance.now() - t0)
     allCached &&= again.every((b) => b.cached)
   }
@@ -329,7 +329,7 @@ async function bench(
 
   // The chainload shim: the same config in chainload mode, its own outDir.
   log('generating the chainload shim (zig)...')
-  const [chained] = await generate({ ...config, mode: 'chainload', outDir: join(tmp, 'out-chainload') }, { zig, cacheDir })
+  const [chained] = await generate({ ...config, mode: 'chainload', outDir: join(tmp, 'out-chainload') }, { toolchain: zig, cacheDir })
   if (!chained) throw new Error('generate built no chainload shim')
   if (chained.mode !== 'chainload') {
     throw new Error(`the chainload shim was built in ${chained.mode} mode${chained.note ? `: ${chained.note}` : ''}`)
@@ -351,7 +351,7 @@ async function bench(
         const key = mode === 'exec' ? arch : `${arch} chainload`
         log(`generating the ${arch} ${mode} shim for its size...`)
         try {
-          const [b] = await generate({ ...sizeConfig, arch: [arch], mode }, { zig, cacheDir: sizeCache })
+          const [b] = await generate({ ...sizeConfig, arch: [arch], mode }, { toolchain: zig, cacheDir: sizeCache })
           sizes[key] = b ? b.bytes : 'nothing built'
         } catch (error) {
           // The first line says what failed, the first "error:" line of zig's output why.

@@ -389,7 +389,7 @@ t.test('real shims: no section headers, the same program headers, the mark, smal
         const arch = ARCHES[name]
         const out = join(dir, `${mode}-${name}`)
         const config = validateConfig({ name: 'toolbox', target: TARGET, arch: name, mode, output: join(out, 'toolbox') })
-        const [built] = await generate(config, { zig, cacheDir: TEST_CACHE_DIR })
+        const [built] = await generate(config, { toolchain: zig, cacheDir: TEST_CACHE_DIR })
         t.equal(built?.mode, mode)
         const shim = await readFile(join(out, 'toolbox'))
         const linked = await compileUnstripped(zig, arch, mode, join(out, 'zig'))
@@ -440,7 +440,7 @@ t.test('a stripped x86_64 shim runs: host mode, then id', { skip: process.arch !
       const hostRoot = '/nonexistent/hostshim-strip-test'
       t.notOk(existsSync(hostRoot))
       const config = validateConfig({ name: 'toolbox', target: '/usr/bin/id', arch: 'x86_64', mode, hostRoot, output })
-      await generate(config, { zig, cacheDir: TEST_CACHE_DIR })
+      await generate(config, { toolchain: zig, cacheDir: TEST_CACHE_DIR })
       const shim = await readFile(output)
       t.same(parseElf(shim).sections, [], 'stripped')
       t.equal(inspectFile(shim, output).shim?.target, '/usr/bin/id')

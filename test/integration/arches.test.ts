@@ -341,7 +341,7 @@ const compiled: ArchName[] = []
 // binfmt_misc rule. Chainload shims map it in-process, so no rule is involved:
 // test/integration/chainload.test.ts runs them on every architecture.
 const built: BuiltShim[] = await generate(validateConfig({ name: SHIM_NAME, target: TARGET, arch: 'all', mode: 'exec', outDir: join(root, 'usr/bin') }), {
-  zig: await loadZig(),
+  toolchain: await loadZig(),
   cacheDir: TEST_CACHE_DIR,
   onCompile: (a) => compiled.push(a.name),
 })

@@ -293,7 +293,7 @@ for (const mode of MODES) {
       const cacheDir = await mkdtemp(join(tmpdir(), 'hostshim-generator-cache-'))
       try {
         const output = join(scratch, `same-${mode}-${run}`)
-        const [built] = await generate(validateConfig({ ...raw, output }), { zig, cacheDir })
+        const [built] = await generate(validateConfig({ ...raw, output }), { toolchain: zig, cacheDir })
         t.equal(built?.cached, false, `run ${run}: compiled, not from a cache`)
         t.equal(built?.mode, mode, `run ${run}: a ${mode}-mode shim`)
         digests.push(createHash('sha256').update(await readFile(output)).digest('hex'))

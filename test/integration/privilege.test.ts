@@ -102,7 +102,7 @@ for (const shimMode of MODES) {
           const cacheDir = await mkdtemp(join(tmpdir(), 'hostshim-privilege-cache-'))
           for (const run of ['compiled', 'cached']) {
             const output = join(scratch, `gen-${shimMode}-${umask.toString(8)}-${run}`)
-            const [built] = await generate(validateConfig({ ...FIELDS, mode: shimMode, arch: 'x86_64', output }), { zig, cacheDir })
+            const [built] = await generate(validateConfig({ ...FIELDS, mode: shimMode, arch: 'x86_64', output }), { toolchain: zig, cacheDir })
             t.equal(built?.cached, run === 'cached', `umask ${umask.toString(8).padStart(3, '0')}: ${run}`)
             t.equal((await stat(output)).mode & 0o7777, 0o755, `umask ${umask.toString(8).padStart(3, '0')}, ${run}: mode 0755`)
           }

@@ -34,7 +34,7 @@ export async function buildShimFor(arch: ArchName, fields: ShimFields): Promise<
   shimDirs.push(dir)
   const output = join(dir, fields.name)
   const config = validateConfig({ ...fields, arch, output })
-  const [built] = await generate(config, { zig: await theZig(), cacheDir: TEST_CACHE_DIR })
+  const [built] = await generate(config, { toolchain: await theZig(), cacheDir: TEST_CACHE_DIR })
   if (built?.path !== output) throw new Error(`generate wrote ${JSON.stringify(built?.path)}, expected ${JSON.stringify(output)}`)
   return output
 }

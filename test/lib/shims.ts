@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SHIM_MODES, validateConfig, type RawConfig, type ShimMode } from '../../launcher/config.js'
 import { generate } from '../../launcher/generate.js'
-import { loadZig, type Zig } from '../../launcher/toolchain.js'
+import { loadToolchain, type Toolchain } from '../../launcher/toolchain.js'
 import type { Test } from 'tap'
 import { SHIM_DIR_PREFIX, makeScratchDir, removeScratchDir } from './container.js'
 
@@ -34,7 +34,7 @@ export type ShimFields = Omit<RawConfig, 'arch' | 'output' | 'outDir'> & { name:
  */
 export const MODES: readonly ShimMode[] = SHIM_MODES
 
-let zig: Promise<Zig> | undefined
+const toolchains = new Map<string, Promise<Toolchain>>()
 const shimDirs: string[] = []
 
 /**
@@ -42,15 +42,17 @@ const shimDirs: string[] = []
  * return its path (`<dir>/<name>`, mode 0755). `mode`, when given, is the
  * config's `mode` field (it overrides one in `fields`); the shim must come
  * out in the mode asked for. Throws what validateConfig or generate throw
- * (ConfigError, ToolchainError, ShimError).
+ * (ConfigError, ToolchainError, ShimError). `cc` is the toolchain (--cc):
+ * zig when absent.
  */
-export async function buildShim(fields: ShimFields, mode?: ShimMode): Promise<string> {
+export async function buildShim(fields: ShimFields, mode?: ShimMode, cc = 'zig'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), SHIM_DIR_PREFIX))
   shimDirs.push(dir)
   const output = join(dir, fields.name)
   const config = validateConfig({ ...fields, ...(mode === undefined ? {} : { mode }), arch: 'x86_64', output })
-  zig ??= loadZig()
-  const [built] = await generate(config, { zig: await zig, cacheDir: TEST_CACHE_DIR })
+  let toolchain = toolchains.get(cc)
+  if (toolchain === undefined) toolchains.set(cc, (toolchain = loadToolchain(cc)))
+  const [built] = await generate(config, { toolchain: await toolchain, cacheDir: TEST_CACHE_DIR })
   if (built?.path !== output) throw new Error(`generate wrote ${JSON.stringify(built?.path)}, expected ${JSON.stringify(output)}`)
   const want = config.mode ?? 'exec'
   if (built.mode !== want) throw new Error(`generate built a ${built.mode}-mode shim, not ${want}${built.note ? `: ${built.note}` : ''}`)

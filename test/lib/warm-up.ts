@@ -30,7 +30,7 @@ for (const mode of SHIM_MODES) {
     for (const arch of ARCH_NAMES) {
       const started = performance.now()
       const config = validateConfig({ name: 'warm', target: '/usr/bin/warm', arch, mode, output: join(out, `${arch}-${mode}`) })
-      const [built] = await generate(config, { zig, cacheDir: TEST_CACHE_DIR })
+      const [built] = await generate(config, { toolchain: zig, cacheDir: TEST_CACHE_DIR })
       t.ok(built, `${arch} (${built?.mode}): ${built?.cached ? 'cached' : `compiled in ${((performance.now() - started) / 1000).toFixed(1)} s`}`)
     }
   })

@@ -29,7 +29,7 @@ export async function makeShim(name: string, target: string, outDir: string, mod
   const output = join(outDir, name)
   const config = validateConfig({ name, target, arch: 'x86_64', output, mode })
   zig ??= loadZig()
-  const [built] = await generate(config, { zig: await zig, cacheDir: SHIM_CACHE_DIR })
+  const [built] = await generate(config, { toolchain: await zig, cacheDir: SHIM_CACHE_DIR })
   if (!built || built.path !== output) throw new Error(`generate wrote ${JSON.stringify(built?.path)}, not ${output}`)
   if (built.mode !== mode) throw new Error(`generate built a ${built.mode}-mode shim, not ${mode}${built.note ? `: ${built.note}` : ''}`)
   return { name, target, mode, path: output, bytes: built.bytes, cached: built.cached }
