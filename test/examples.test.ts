@@ -8,15 +8,17 @@
 
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { appendFile, cp, copyFile, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { appendFile, cp, copyFile, mkdir, readFile, readdir, rm, stat, symlink } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import t from 'tap'
+import { parseElf } from '../launcher/elf.js'
 import type { InspectReport } from '../launcher/inspect.js'
 import type { InstallResult } from '../launcher/install.js'
 import { findZig } from '../launcher/toolchain.js'
 import { REPO, hostshimCommandDir, runCli } from './lib/cli.js'
-import { BWRAP, CONTAINER_ENV, assertNoStrayMounts, machineIsHost, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost, runInContainer } from './lib/container.js'
+import { BWRAP, CONTAINER_ENV, HOST_ROOT, assertNoStrayMounts, machineIsHost, makeBusyboxRoot, makeScratchDir, removeScratchDir, runHost, runInContainer } from './lib/container.js'
 import { COMPILE_TIMEOUT_MS, TEST_CACHE_DIR } from './lib/shims.js'
+import { snapshot } from './lib/tree.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 3)
 
@@ -66,17 +68,62 @@ async function listTree(root: string): Promise<string[]> {
   return out.sort()
 }
 
-t.test('toolbox: meson-install.sh, as meson runs it', async (t) => {
-  const destdir = join(scratch, 'meson-destdir')
-  await mkdir(join(destdir, 'usr/bin'), { recursive: true })
-  await copyFile(PROGRAM, join(destdir, 'usr/bin/toolbox'))
-  const script = join(EXAMPLES, 'toolbox/meson-install.sh')
-  const mesonEnv = { MESON_INSTALL_PREFIX: '/usr', MESON_INSTALL_DESTDIR_PREFIX: `${destdir}/usr`, DESTDIR: destdir }
+/** `cmd args` with the scripts' environment; throws with its output when it fails. */
+function must(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, cwd?: string): string {
+  const r = spawnSync(cmd, args, { env: { ...scriptEnv, ...env }, cwd, encoding: 'utf8', timeout: COMPILE_TIMEOUT_MS })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`)
+  return r.stdout
+}
 
-  const first = sh(script, ['/usr/bin', '/usr/libexec'], mesonEnv)
-  t.equal(first.code, 0, first.stderr)
-  t.match(first.stdout, /^installed: "\/usr\/bin\/toolbox" is now a shim \(x86_64, \d+ bytes, mode 0755\); the program moved to "\/usr\/libexec\/toolbox\/toolbox"/)
-  t.same(await readFile(join(destdir, 'usr/libexec/toolbox/toolbox')), await readFile(PROGRAM))
+/** The stand-in program's output, run directly on this machine. */
+const STAND_IN_OUTPUT = `toolbox (stand-in) 1.0, glibc ${runHost('/usr/bin/getconf', ['GNU_LIBC_VERSION']).stdout.toString().trim().replace(/^glibc /, '')}\narg: from the container\n`
+
+/**
+ * Run a staged tree's /usr/bin/toolbox shim in a busybox root. The host seen
+ * at /run/host is the staged tree (its /usr/libexec/toolbox/toolbox) plus
+ * this machine's libraries, loader and /etc (ld.so.conf), bound read-only.
+ */
+async function runStagedShim(stage: string, label: string) {
+  const host = join(scratch, `${label}-host`)
+  await mkdir(join(host, 'usr/libexec/toolbox'), { recursive: true })
+  for (const d of ['usr/lib', 'usr/lib64', 'etc']) await mkdir(join(host, d), { recursive: true })
+  await symlink('usr/lib', join(host, 'lib'))
+  await symlink('usr/lib64', join(host, 'lib64'))
+  await copyFile(join(stage, 'usr/libexec/toolbox/toolbox'), join(host, 'usr/libexec/toolbox/toolbox'))
+  const root = await makeBusyboxRoot(join(scratch, `${label}-root`))
+  return runInContainer({
+    root,
+    host,
+    binds: [
+      ['/usr/lib', `${HOST_ROOT}/usr/lib`, 'ro'],
+      ['/usr/lib64', `${HOST_ROOT}/usr/lib64`, 'ro'],
+      ['/etc', `${HOST_ROOT}/etc`, 'ro'],
+      [join(stage, 'usr/bin/toolbox'), '/usr/bin/toolbox', 'ro'],
+    ],
+    argv: ['/usr/bin/toolbox', 'from the container'],
+  })
+}
+
+/** The paths of a staged install: the shim at bindir, the program in its libexec directory. */
+const STAGED = ['usr', 'usr/bin', 'usr/bin/toolbox', 'usr/libexec', 'usr/libexec/toolbox', 'usr/libexec/toolbox/toolbox']
+
+/** meson setup, compile, install into a fresh DESTDIR; returns the build and staging dirs. */
+function mesonBuild(label: string, options: readonly string[], env: NodeJS.ProcessEnv = {}) {
+  const build = join(scratch, `${label}-build`)
+  const destdir = join(scratch, `${label}-destdir`)
+  must('meson', ['setup', '--prefix=/usr', ...options, build, join(EXAMPLES, 'toolbox')], env)
+  must('meson', ['compile', '-C', build], env)
+  const install = () => must('meson', ['install', '-C', build], { ...env, DESTDIR: destdir })
+  install()
+  return { build, destdir, install }
+}
+
+t.test('toolbox: meson, the install script runs hostshim install (-Dshim=install-script)', async (t) => {
+  const { build, destdir, install } = mesonBuild('meson-script', ['-Dshim=install-script'])
+  t.same(await listTree(destdir), STAGED)
+  const program = join(destdir, 'usr/libexec/toolbox/toolbox')
+  t.same(await readFile(program), await readFile(join(build, 'src/toolbox')), 'the program meson built, moved to libexec')
+  t.ok(parseElf(await readFile(program)).hasInterpreter, 'a dynamic program')
   const shim = join(destdir, 'usr/bin/toolbox')
   t.match((await inspect(shim)).shim, { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox', hostRoot: '/run/host' })
 
@@ -86,12 +133,44 @@ t.test('toolbox: meson-install.sh, as meson runs it', async (t) => {
   t.equal(gen.code, 0, gen.stderr)
   t.equal(await sha256Of(shim), await sha256Of(fromConfig), 'byte-identical to the example config\'s shim')
 
-  const again = sh(script, ['/usr/bin', '/usr/libexec'], mesonEnv)
-  t.equal(again.code, 0, again.stderr)
-  t.match(again.stdout, /^unchanged: /, 'meson install twice: nothing changes')
-  const usage = sh(script, ['/usr/bin'], mesonEnv)
+  const run = await runStagedShim(destdir, 'meson-script')
+  t.equal(run.status, 0, run.stderr.toString())
+  t.equal(run.stdout.toString(), STAND_IN_OUTPUT, 'the shim runs the program, with the host\'s glibc, in a root without one')
+
+  const before = await snapshot(destdir)
+  install()
+  t.same(await snapshot(destdir), before, 'a second meson install changes nothing')
+
+  const usage = sh(join(EXAMPLES, 'toolbox/meson-install.sh'), ['/usr/bin'])
   t.equal(usage.code, 2)
   t.match(usage.stderr, /usage: .* BINDIR LIBEXECDIR/)
+  assertNoStrayMounts(t, [scratch])
+})
+
+t.test('toolbox: meson compiles the shim with its own C compiler, no zig (-Dshim=compile)', async (t) => {
+  // No zig anywhere: hostshim render needs none, and ZIG points nowhere.
+  const noZig = { ZIG: '/nonexistent/zig', CC: 'gcc' }
+  const { build, destdir, install } = mesonBuild('meson-compile', ['-Dshim=compile'], noZig)
+  t.same(await listTree(destdir), STAGED)
+  t.same(await readFile(join(destdir, 'usr/libexec/toolbox/toolbox')), await readFile(join(build, 'src/toolbox')), 'the program, installed to libexec')
+  const shim = join(destdir, 'usr/bin/toolbox')
+  const elf = parseElf(await readFile(shim))
+  t.notOk(elf.hasInterpreter, 'the shim is static')
+  t.equal(elf.typeName, 'DYN', 'a static PIE (chainload mode)')
+  t.comment(`meson + gcc (static glibc) shim: ${(await stat(shim)).size} bytes`)
+  const generated = join(scratch, 'toolbox-generated')
+  const gen = await runCli(['generate', '-c', join(EXAMPLES, 'toolbox/hostshim.json'), '-o', generated])
+  t.equal(gen.code, 0, gen.stderr)
+  t.same((await inspect(shim)).shim, (await inspect(generated)).shim, 'its mark is that of the example config\'s shim')
+
+  const run = await runStagedShim(destdir, 'meson-compile')
+  t.equal(run.status, 0, run.stderr.toString())
+  t.equal(run.stdout.toString(), STAND_IN_OUTPUT)
+
+  const before = await snapshot(destdir)
+  install()
+  t.same(await snapshot(destdir), before, 'a second meson install changes nothing')
+  assertNoStrayMounts(t, [scratch])
 })
 
 t.test('toolbox: the RPM spec snippet\'s %install, and its %files', async (t) => {

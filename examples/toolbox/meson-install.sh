@@ -9,7 +9,8 @@
 # ($DESTDIR/usr): the staging directory is the difference of the two. Paths
 # given to hostshim are the installed system's; --destdir says where it is now.
 # Safe to run twice (hostshim install is idempotent); `hostshim uninstall` with
-# the same arguments undoes it.
+# the same arguments undoes it. HOSTSHIM_CC, when set, is the C compiler that
+# builds the shim (hostshim's --cc: "gcc", "musl-gcc", '$CC'); zig otherwise.
 set -eu
 
 if [ $# -ne 2 ]; then
@@ -27,5 +28,8 @@ destdir=${destdir_prefix%"$prefix"}
 set -- install --name toolbox --binary "$bindir/toolbox" --libexec "$libexecdir/toolbox"
 if [ -n "$destdir" ]; then
 	set -- "$@" --destdir "$destdir"
+fi
+if [ -n "${HOSTSHIM_CC-}" ]; then
+	set -- "$@" --cc "$HOSTSHIM_CC"
 fi
 exec "$hostshim" "$@"
