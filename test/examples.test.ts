@@ -1,6 +1,7 @@
-// The examples, run: examples/toolbox (meson install script, RPM spec
-// snippet), examples/containerfile (the image recipe's RUN step against a
-// scratch directory, its shims run in a container), examples/entrypoint (a
+// The examples, run: examples/toolbox (its meson project, both ways to get the
+// shim, and a real rpmbuild of its spec, each staged tree's shim run in a
+// busybox root), examples/containerfile (the image recipe's RUN step against
+// a scratch directory, its shims run in a container), examples/entrypoint (a
 // host program as the entry point of a busybox-only root, with bwrap).
 //
 // Scripts call `hostshim` as users do: a command on PATH that runs this
@@ -173,35 +174,32 @@ t.test('toolbox: meson compiles the shim with its own C compiler, no zig (-Dshim
   assertNoStrayMounts(t, [scratch])
 })
 
-t.test('toolbox: the RPM spec snippet\'s %install, and its %files', async (t) => {
-  const spec = await readFile(join(EXAMPLES, 'toolbox/toolbox.spec.snippet'), 'utf8')
-  const buildroot = join(scratch, 'buildroot')
-  const macros: Record<string, string> = { _bindir: '/usr/bin', _libexecdir: '/usr/libexec', buildroot }
-  const expand = (line: string) => line.replace(/%\{(\w+)\}/g, (_, name: string) => {
-    const value = macros[name]
-    if (value === undefined) throw new Error(`the snippet uses %{${name}}, which the test does not know`)
-    return value
-  })
-  const section = (name: string) => {
-    const m = new RegExp(`^%${name}\\n((?:.+\\n)*)`, 'm').exec(spec)
-    if (!m) throw new Error(`no %${name} section`)
-    return (m[1] as string).trim().split('\n')
-  }
-  const install = section('install')
-  t.same(install[0], '%meson_install')
-  // %meson_install: meson has put the program into the build root.
-  await mkdir(join(buildroot, 'usr/bin'), { recursive: true })
-  await copyFile(PROGRAM, join(buildroot, 'usr/bin/toolbox'))
-  for (const line of install.slice(1)) {
-    t.match(line, /^hostshim install /)
-    const r = spawnSync('sh', ['-c', expand(line)], { env: scriptEnv, encoding: 'utf8', timeout: COMPILE_TIMEOUT_MS })
-    t.equal(r.status, 0, r.stderr)
-  }
-  const files = section('files').map(expand)
-  const listed = files.map((f) => f.replace(/^%dir\s+/, '').replace(/^\//, '')).sort()
-  t.same(await listTree(buildroot).then((all) => all.filter((p) => !['usr', 'usr/bin', 'usr/libexec'].includes(p))), listed, '%files names exactly what was installed (rpm would refuse unpackaged files)')
-  for (const f of files.filter((f) => f.startsWith('%dir'))) t.ok((await stat(join(buildroot, f.replace(/^%dir\s+/, '')))).isDirectory(), `${f} is a directory`)
-  t.match((await inspect(join(buildroot, 'usr/bin/toolbox'))).shim, { target: '/usr/libexec/toolbox/toolbox' })
+/** examples/toolbox as its source tarball, NAME-VERSION/ at the top, as a release would be. */
+function sourceTarball(dest: string, top: string): void {
+  must('tar', ['-czf', dest, `--transform=s,^\\.,${top},`, '-C', join(EXAMPLES, 'toolbox'), '.'])
+}
+
+t.test('toolbox: rpmbuild -bb of toolbox.spec, with the distribution\'s compiler and no zig', async (t) => {
+  const topdir = join(scratch, 'rpmbuild')
+  await mkdir(join(topdir, 'SOURCES'), { recursive: true })
+  sourceTarball(join(topdir, 'SOURCES/toolbox-1.0.tar.gz'), 'toolbox-1.0')
+  const spec = join(EXAMPLES, 'toolbox/toolbox.spec')
+  t.match(await readFile(spec, 'utf8'), /^#\s+rpmbuild -bb --nodeps --define "_topdir \$PWD" toolbox\.spec$/m, 'the spec says how the test builds it')
+  must('rpmbuild', ['-bb', '--nodeps', '--define', `_topdir ${topdir}`, spec], { ZIG: '/nonexistent/zig', HOME: scratch })
+  const rpm = join(topdir, 'RPMS/x86_64/toolbox-1.0-1.x86_64.rpm')
+  t.same(must('rpm', ['-qlp', rpm]).trim().split('\n'), ['/usr/bin/toolbox', '/usr/libexec/toolbox', '/usr/libexec/toolbox/toolbox'], 'rpm -qlp: the %files list')
+
+  const unpacked = join(scratch, 'rpm-unpacked')
+  await mkdir(unpacked)
+  must('sh', ['-c', `rpm2cpio "$1" | cpio -idm --quiet`, 'sh', rpm], {}, unpacked)
+  t.same(await listTree(unpacked), STAGED)
+  const shim = join(unpacked, 'usr/bin/toolbox')
+  t.notOk(parseElf(await readFile(shim)).hasInterpreter, 'the packaged shim is static')
+  t.match((await inspect(shim)).shim, { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' }, 'the mark survived rpmbuild\'s strip passes')
+  const run = await runStagedShim(unpacked, 'rpm')
+  t.equal(run.status, 0, run.stderr.toString())
+  t.equal(run.stdout.toString(), STAND_IN_OUTPUT, 'the packaged shim runs the packaged program')
+  assertNoStrayMounts(t, [scratch])
 })
 
 t.test('containerfile: the RUN step, then its shims in a container', async (t) => {
