@@ -102,7 +102,7 @@ t.test('package.json "bin": after npm link (into a scratch prefix) `hostshim` ru
 })
 
 t.test('one spelling of the command: `hostshim`, in the docs and in every --help', async (t) => {
-  const texts = ['README.md', ...(await listMarkdown(join(REPO, 'examples'))).map((f) => `examples/${f}`), 'examples/containerfile/install-host-tools.sh', 'examples/toolbox/meson-install.sh', 'examples/toolbox/meson.build', 'examples/toolbox/shim/meson.build', 'examples/toolbox/toolbox.spec']
+  const texts = ['README.md', ...(await listMarkdown(join(REPO, 'examples'))).map((f) => `examples/${f}`), 'examples/containerfile/install-host-tools.sh', 'examples/toolbox/meson-install.sh', 'examples/toolbox/meson.build', 'examples/toolbox/shim/meson.build', 'examples/toolbox/toolbox.spec', 'examples/toolbox/deb/build-deb.sh']
   for (const f of texts) t.notMatch(await readFile(join(REPO, f), 'utf8'), /npx hostshim|node dist\/hostshim|hostshim\.mjs (generate|install|doctor|inspect|render|plan|cache)/, f)
   const { buildProgram } = await import('../launcher/cli.js')
   const program = buildProgram({ stdout: () => undefined, stderr: () => undefined, isTTY: false, env: {}, cwd: '/' })

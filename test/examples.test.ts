@@ -1,6 +1,6 @@
 // The examples, run: examples/toolbox (its meson project, both ways to get the
-// shim, and a real rpmbuild of its spec, each staged tree's shim run in a
-// busybox root), examples/containerfile (the image recipe's RUN step against
+// shim, a real rpmbuild of its spec and a Debian package, each staged tree's
+// shim run in a busybox root), examples/containerfile (the image recipe's RUN step against
 // a scratch directory, its shims run in a container), examples/entrypoint (a
 // host program as the entry point of a busybox-only root, with bwrap).
 //
@@ -197,6 +197,22 @@ t.test('toolbox: rpmbuild -bb of toolbox.spec, with the distribution\'s compiler
   t.notOk(parseElf(await readFile(shim)).hasInterpreter, 'the packaged shim is static')
   t.match((await inspect(shim)).shim, { name: 'toolbox', target: '/usr/libexec/toolbox/toolbox' }, 'the mark survived rpmbuild\'s strip passes')
   const run = await runStagedShim(unpacked, 'rpm')
+  t.equal(run.status, 0, run.stderr.toString())
+  t.equal(run.stdout.toString(), STAND_IN_OUTPUT, 'the packaged shim runs the packaged program')
+  assertNoStrayMounts(t, [scratch])
+})
+
+t.test('toolbox: a Debian package of the meson-staged tree (deb/build-deb.sh)', async (t) => {
+  const { destdir } = mesonBuild('deb', ['-Dshim=compile'], { ZIG: '/nonexistent/zig', CC: 'gcc' })
+  const deb = join(scratch, 'toolbox_1.0-1.deb')
+  must('sh', [join(EXAMPLES, 'toolbox/deb/build-deb.sh'), destdir, deb])
+  const listing = must('dpkg-deb', ['--contents', deb]).trim().split('\n')
+  t.same(listing.map((l) => l.split(/\s+/).slice(-1)[0]), ['./', './usr/', './usr/bin/', './usr/bin/toolbox', './usr/libexec/', './usr/libexec/toolbox/', './usr/libexec/toolbox/toolbox'])
+  t.ok(listing.every((l) => l.includes(' root/root ')), 'owned by root, whoever built it')
+  t.match(must('dpkg-deb', ['--field', deb, 'Package', 'Architecture']), /^Package: toolbox\nArchitecture: amd64\n$/)
+  const unpacked = join(scratch, 'deb-unpacked')
+  must('dpkg-deb', ['--extract', deb, unpacked])
+  const run = await runStagedShim(unpacked, 'deb')
   t.equal(run.status, 0, run.stderr.toString())
   t.equal(run.stdout.toString(), STAND_IN_OUTPUT, 'the packaged shim runs the packaged program')
   assertNoStrayMounts(t, [scratch])
