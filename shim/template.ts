@@ -185,11 +185,6 @@ typedef Elf32_Phdr Phdr;
 typedef Elf32_Shdr Shdr;
 #endif
 
-#ifdef __GLIBC__
-/* glibc's name (2.30 and later) for musl's getdents(): both are getdents64(2). */
-#define getdents getdents64
-#endif
-
 /*
  * One getdents64(2) record (the kernel's linux_dirent64). The shim's own
  * type: musl's struct dirent has this layout, glibc's does not on 32-bit.
@@ -921,8 +916,15 @@ static void include(const char *pattern, const char *from, int depth)
 		char *buf = names + ((used + 7) & -(size_t)8);
 		long off = 0;
 
-		/* getdents(2), not opendir(3): no malloc in the shim. */
+		/*
+		 * getdents64(2), not opendir(3): no malloc in the shim. musl calls
+		 * its wrapper getdents(), glibc (2.30 and later) getdents64().
+		 */
+#ifdef __GLIBC__
+		got = getdents64(fd, buf, DENTS);
+#else
 		got = getdents(fd, (void *)buf, DENTS);
+#endif
 		if (got <= 0)
 			break;
 		while (off < got) {
