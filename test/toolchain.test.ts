@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ARCHES } from '../launcher/arch.js'
-import { validateConfig } from '../launcher/config.js'
+import { shimConfigOf, validateConfig } from '../launcher/config.js'
 import { ConfigError } from '../launcher/errors.js'
+import { configHash } from '../launcher/mark.js'
 import { CC_STATIC_FLAGS, cacheKey, findZig, loadToolchain, probeCompiler, type CCompiler } from '../launcher/toolchain.js'
+import { renderShim } from '../shim/template.js'
 import { runCli } from './lib/cli.js'
 import { COMPILE_TIMEOUT_MS } from './lib/shims.js'
 
@@ -101,6 +103,14 @@ t.test('the config field cc', async (t) => {
   t.equal(validateConfig({ name: 'x', target: '/x' }).cc, undefined)
   t.throws(() => validateConfig({ name: 'x', target: '/x', cc: '  ' }), new ConfigError('cc', 'must name a C compiler command, "$CC" or "zig", got an empty string'))
   t.throws(() => validateConfig({ name: 'x', target: '/x', cc: 3 }), ConfigError)
+  // The toolchain is not baked in: the same shim config, hash and C with any cc.
+  const plain = validateConfig({ name: 'x', target: '/x' })
+  for (const cc of ['zig', 'gcc', '$CC']) {
+    const withCc = validateConfig({ name: 'x', target: '/x', cc })
+    t.same(shimConfigOf(withCc), shimConfigOf(plain), `cc ${cc}: the shim's config`)
+    t.equal(configHash(shimConfigOf(withCc)), configHash(shimConfigOf(plain)), `cc ${cc}: the config hash`)
+    t.equal(renderShim(withCc, ARCHES.x86_64), renderShim(plain, ARCHES.x86_64), `cc ${cc}: the C`)
+  }
   const config = join(dir, 'cc.json')
   await writeFile(config, JSON.stringify({ name: 'x', target: '/usr/bin/env', mode: 'exec', cc: 'no-such-cc-here' }))
   const r = await runCli(['generate', '-c', config, '-o', join(dir, 'x-cfg')])
