@@ -302,7 +302,7 @@ t.test('entrypoint: a host program as the entry point of a busybox-only root', a
 
   t.equal(bwrap('/', 'sh', '-c', 'exit 42').status, 42, 'the exit status is the program\'s')
   const debug = runHost(BWRAP, ['--bind', root, '/', '--ro-bind', '/', '/run/host', '--proc', '/proc', '--dev', '/dev', '--', '/entrypoint', 'true'], { env: { ...CONTAINER_ENV, HOSTSHIM_DEBUG: '1' } })
-  t.match(debug.stderr.toString(), /^entrypoint: mode: container\nentrypoint: loader: \/run\/host\/\S+\n/)
+  t.match(debug.stderr.toString(), /^entrypoint: mode: container\nentrypoint: plan: computed \(no XDG_RUNTIME_DIR\)\nentrypoint: loader: \/run\/host\/\S+\n/)
 
   // Without the host's root the shim says what is missing, and exits 127.
   const empty = join(scratch, 'empty-host')

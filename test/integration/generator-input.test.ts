@@ -335,7 +335,7 @@ for (const mode of MODES) {
     let n = 0
     for (const raw of samples) {
       n++
-      const config: ShimConfig = shimConfigOf(validateConfig(raw))
+      const config: ShimConfig = shimConfigOf(validateConfig({ ...raw, mode }))
       const tree = buildTree(join(scratch, mode, `sample-${n}`), { ...workingHost(real, raw.target) })
       // Real GNU env at the target, so the program prints its environment.
       spawnSync('cp', ['--remove-destination', '/usr/bin/env', join(tree, raw.target)])
