@@ -76,7 +76,7 @@ t.test('the C: exec mode only defines CHAINLOAD 0; chainload mode brings the loa
     t.equal(source, renderShim(shim('chainload'), ARCHES[name]), `${name}: deterministic`)
   }
   t.match(renderShim(shim('chainload'), x86), /"d"\(0UL\)/, 'x86_64: %rdx = 0 at entry')
-  t.match(renderShim(shim('chainload'), ARCHES.aarch64), /register unsigned long x0 __asm__\("x0"\) = 0;/, 'aarch64: x0 = 0')
+  t.match(renderShim(shim('chainload'), ARCHES.aarch64), /register unsigned long x0 __asm__\("x0"\) = 0, x16 __asm__\("x16"\) = entry;/, 'aarch64: x0 = 0')
 })
 
 t.test('chainload shims are compiled as static PIEs; exec shims as before', async (t) => {
