@@ -184,7 +184,8 @@ static int loader_bti(int fd, const LdEhdr *eh, const LdPhdr *ph)
 		return -1;
 	/* Header (namesz, descsz, type) and "GNU\0"; the properties start at 16. */
 	n = pread(fd, note.b, prop->p_filesz, (off_t)prop->p_offset);
-	if (n < 16 || note.w[0] != 4 || note.w[2] != LD_NT_GNU_PROPERTY_TYPE_0 || memcmp(note.b + 12, "GNU", 4) ||
+	/* A note cut short by the end of the file is refused, as the kernel refuses it. */
+	if (n < 16 || (unsigned long)n != prop->p_filesz || note.w[0] != 4 || note.w[2] != LD_NT_GNU_PROPERTY_TYPE_0 || memcmp(note.b + 12, "GNU", 4) ||
 	    note.w[1] > (unsigned long)n - off)
 		return -1;
 	for (end = off + note.w[1]; off != end; off = o + step, prev = type) {
