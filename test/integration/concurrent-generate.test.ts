@@ -85,7 +85,7 @@ function checkRound(t: Test, results: Result[], wantCached: boolean): Map<string
     t.equal(r.status, 0, `${label}: exit 0${r.stderr ? `: ${r.stderr.trim()}` : ''}`)
     t.equal(r.stderr, '', `${label}: nothing on stderr`)
     if (r.status !== 0) continue
-    const [built] = JSON.parse(r.stdout) as { sha256: string; cached: boolean; path: string }[]
+    const [built] = (JSON.parse(r.stdout) as { shims: { sha256: string; cached: boolean; path: string }[] }).shims
     const digest = sha(r.output)
     t.equal(built?.sha256, digest, `${label}: the file is what generate reports`)
     if (wantCached) t.equal(built?.cached, true, `${label}: from hostshim's cache`)
