@@ -8,7 +8,8 @@
 // function an earlier one defined), in a scratch directory outside /tmp
 // that has the repository's examples/ and a `hostshim` command on PATH, in
 // a private mount namespace whose /tmp is a fresh tmpfs (try-it.md works in
-// /tmp/try). Nothing outside the scratch directory changes.
+// /tmp/try; a checkout under /tmp is bound back in at its own path). Nothing
+// outside the scratch directory changes.
 //
 // Also: the package's "bin" works after `npm link`, into a scratch prefix.
 
@@ -70,16 +71,28 @@ for (const [file, expected] of Object.entries(RUNNABLE)) {
     await symlink(join(REPO, 'examples'), join(dir, 'examples'))
     const script = join(dir, 'blocks.sh')
     await writeFile(script, `set -e\n${blocks.join('\n')}`)
-    const r = spawnSync(
-      'unshare',
-      ['--mount', '--propagation', 'private', '--fork', 'sh', '-c', 'mount -t tmpfs tmpfs /tmp && exec sh "$0"', script],
-      {
-        cwd: dir,
-        encoding: 'utf8',
-        timeout: COMPILE_TIMEOUT_MS,
-        env: { PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`, HOME: process.env.HOME ?? '/root', HOSTSHIM_CACHE: join(scratch, 'cache'), LC_ALL: 'C' },
+    // A fresh /tmp; a checkout that lives under /tmp (a CI clone may) is bound back in at its own path.
+    const oldTmp = join(dir, 'old-tmp')
+    await mkdir(oldTmp)
+    const setup = [
+      'mount --bind /tmp "$OLD_TMP"',
+      'mount -t tmpfs tmpfs /tmp',
+      'case "$REPO/" in /tmp/*) mkdir -p "$REPO" && mount --bind "$OLD_TMP${REPO#/tmp}" "$REPO";; esac',
+      'exec sh "$0"',
+    ].join(' && ')
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--fork', 'sh', '-c', setup, script], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: COMPILE_TIMEOUT_MS,
+      env: {
+        PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
+        HOME: process.env.HOME ?? '/root',
+        HOSTSHIM_CACHE: join(scratch, 'cache'),
+        LC_ALL: 'C',
+        OLD_TMP: oldTmp,
+        REPO,
       },
-    )
+    })
     t.equal(r.status, 0, `${file}:\n${r.stderr}`)
     t.match(r.stdout, expected.stdout)
     assertNoStrayMounts(t, [scratch])
