@@ -101,7 +101,7 @@ export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | 
 /**
  * The C for the template, placed after the config block and before the body.
  * Exec mode: only `#define CHAINLOAD 0`. Chainload mode: `#define CHAINLOAD 1`
- * and `static int chainload(fd, size, args, env, own_argv, spare, spare_len)`,
+ * and `static int chainload(fd, size, args, env, own_argv, spare, spare_len, work)`,
  * which returns -1
  * with errno set when it fails before the point of no return (the caller
  * then fails as a failed execve would), and otherwise never returns.
@@ -143,7 +143,40 @@ typedef Elf32_Phdr LdPhdr;
 
 enum {
 	LD_PHDRS = 64,	/* glibc's loaders have about ten */
+	LD_HEAD = 1024,	/* read at once: the ELF header and, in every loader seen, the program headers */
+	/* What read_loader_head() needs of its caller's buffer. */
+	LD_HEAD_ROOM = LD_HEAD + LD_PHDRS * sizeof(LdPhdr),
 };
+
+/*
+ * The loader's ELF header and program headers, with one pread() where the
+ * program headers are in the file's first LD_HEAD bytes (glibc's are right
+ * after the ELF header), two otherwise. buf: LD_HEAD_ROOM bytes, aligned
+ * for LdPhdr; the program headers are copied to its end, so a file whose
+ * e_phoff is not aligned is read as the kernel reads it. ENOEXEC for a
+ * loader whose headers are not there whole, or not of this class.
+ */
+static int read_loader_head(int fd, unsigned char *buf, const LdEhdr **eh, const LdPhdr **ph)
+{
+	LdEhdr *e = (LdEhdr *)buf;
+	LdPhdr *p = (LdPhdr *)(buf + LD_HEAD);
+	ssize_t n = pread(fd, buf, LD_HEAD, 0);
+	size_t len;
+
+	if (n < (ssize_t)sizeof(*e) || e->e_phentsize != sizeof(LdPhdr) || e->e_phnum > LD_PHDRS)
+		goto bad;
+	len = e->e_phnum * sizeof(LdPhdr);
+	if (e->e_phoff <= (unsigned long)n && len <= (unsigned long)n - e->e_phoff)
+		memcpy(p, buf + e->e_phoff, len);
+	else if (pread(fd, p, len, (off_t)e->e_phoff) != (ssize_t)len)
+		goto bad;
+	*eh = e;
+	*ph = p;
+	return 0;
+bad:
+	errno = ENOEXEC;
+	return -1;
+}
 
 #if LD_PROT_BTI
 enum {
@@ -297,7 +330,9 @@ const CHAINLOAD_MAIN_C = c`
 /*
  * Run the loader open at fd (the caller's, from its checks; closed here; size
  * bytes long: its fstat) with args and env, in this process; spare (spare_len
- * bytes, 0 for none) is unmapped once they are copied. own_argv is the
+ * bytes, 0 for none) is unmapped once they are copied; work: LD_HEAD_ROOM
+ * bytes for the loader's headers, aligned (the caller's arena, whose pages
+ * it has touched already: a static array here cost a page fault). own_argv is the
  * shim's own argv, still in the stack the kernel built: past its NULL and
  * envp's lies the auxiliary vector, copied with the entries that describe
  * the program now describing the loader. Returns -1 (errno set) when it
@@ -305,21 +340,16 @@ const CHAINLOAD_MAIN_C = c`
  * the shim exits, so a half-made mapping or an open fd do not matter.
  */
 static int chainload(int fd, unsigned long size, char **args, char **env, char **own_argv, void *spare,
-		     size_t spare_len)
+		     size_t spare_len, unsigned char *work)
 {
-	/* Not on the stack: a caller's arguments may have left the shim a few KiB of it. */
-	static LdPhdr ph[LD_PHDRS];
-	LdEhdr eh;
+	const LdEhdr *eh;
+	const LdPhdr *ph;
 	unsigned long bias = 0, phdr = 0, *auxv;
 	size_t argc = 0, envc = 0, auxc = 0, i;
 	char **p = own_argv;
 
-	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || eh.e_phentsize != sizeof(LdPhdr) ||
-	    eh.e_phnum > LD_PHDRS ||
-	    pread(fd, ph, eh.e_phnum * sizeof(LdPhdr), (off_t)eh.e_phoff) != (ssize_t)(eh.e_phnum * sizeof(LdPhdr))) {
-		errno = ENOEXEC;
+	if (read_loader_head(fd, work, &eh, &ph) < 0)
 		return -1;
-	}
 	while (*p++)
 		;
 	while (*p++)
@@ -336,7 +366,7 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 		errno = E2BIG;
 		return -1;
 	}
-	if (map_loader(fd, size, &eh, ph, &bias, &phdr) < 0)
+	if (map_loader(fd, size, eh, ph, &bias, &phdr) < 0)
 		return -1;
 	/* No exec will close it: the program must not inherit it. */
 	close(fd);
@@ -348,7 +378,7 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 		 * argc, argv + NULL, envp + NULL, auxv + AT_NULL, and 16 bytes to align.
 		 */
 		unsigned long frame[argc + envc + auxc + 9], *sp = (unsigned long *)(((unsigned long)frame + 15) & -16UL);
-		unsigned long *a = sp, entry = bias + eh.e_entry;
+		unsigned long *a = sp, entry = bias + eh->e_entry;
 
 		*a++ = argc;
 		memcpy(a, args, (argc + 1) * sizeof(*a));
@@ -366,7 +396,7 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 			switch (a[i]) {
 			case AT_PHDR: *v = phdr; break;
 			case AT_PHENT: *v = sizeof(LdPhdr); break;
-			case AT_PHNUM: *v = eh.e_phnum; break;
+			case AT_PHNUM: *v = eh->e_phnum; break;
 			case AT_ENTRY: *v = entry; break;
 			case AT_BASE: *v = 0; break;
 			}

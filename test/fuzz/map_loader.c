@@ -1,8 +1,8 @@
 /*
  * libFuzzer harness for chainload mode's loader mapping: map_loader() over
- * any bytes as the loader file, after the header checks chainload() makes
- * before it calls map_loader() (e_phentsize, e_phnum <= LD_PHDRS, the
- * program headers read whole). chainload() itself and enter() are never
+ * any bytes as the loader file, after the headers are read as chainload()
+ * reads them (read_loader_head(): e_phentsize, e_phnum <= LD_PHDRS, the
+ * program headers read whole, and they must be the file's bytes). chainload() itself and enter() are never
  * called: they jump away. The shim is rendered in chainload mode for x86_64
  * (test/lib/fuzz.ts), so LdEhdr/LdPhdr are the Elf64 types.
  *
@@ -68,21 +68,30 @@ static int mapped(unsigned long a, unsigned long pg)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned long pg = getauxval(AT_PAGESZ), lo = -1UL, hi = 0, bias = NO_BIAS, phdr = 0;
-	LdEhdr eh;
-	LdPhdr ph[LD_PHDRS];
+	static union {
+		LdPhdr align;
+		unsigned char b[LD_HEAD_ROOM];
+	} head;
+	const LdEhdr *ehp;
+	const LdPhdr *ph;
 	const LdPhdr *prop = 0;
 	int r, err, i, j, wraps = 0, bti;
 
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
 		abort();
-	/* chainload()'s checks before map_loader(): it refuses the rest with ENOEXEC itself. */
-	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || eh.e_phentsize != sizeof(LdPhdr) ||
-	    eh.e_phnum > LD_PHDRS ||
-	    pread(fd, ph, eh.e_phnum * sizeof(LdPhdr), (off_t)eh.e_phoff) != (ssize_t)(eh.e_phnum * sizeof(LdPhdr)))
+	/* chainload()'s reading of the headers before map_loader(): it refuses the rest with ENOEXEC itself. */
+	if (read_loader_head(fd, head.b, &ehp, &ph) < 0) {
+		CHECK(errno == ENOEXEC, "read_loader_head failed with errno %d", errno);
 		return 0;
+	}
+	/* The headers read are the file's bytes. */
+	CHECK(size >= sizeof(LdEhdr) && !memcmp(ehp, data, sizeof(LdEhdr)), "the ELF header read is not the file's");
+	CHECK(ehp->e_phoff <= size && ehp->e_phnum * sizeof(LdPhdr) <= size - ehp->e_phoff &&
+	      !memcmp(ph, data + ehp->e_phoff, ehp->e_phnum * sizeof(LdPhdr)),
+	      "the program headers read are not the file's");
 
 	/* The reservation's span, as map_loader() computes it (wrapping included, to unmap what it mapped). */
-	for (i = 0; i < eh.e_phnum; i++) {
+	for (i = 0; i < ehp->e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD)
 			continue;
 		if ((ph[i].p_vaddr & -pg) < lo)
@@ -93,9 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			wraps = 1;
 	}
 
-	bti = loader_bti(fd, &eh, ph);
+	bti = loader_bti(fd, ehp, ph);
 	CHECK(bti == 0 || bti == 1 || bti == -1, "loader_bti returned %d", bti);
-	for (i = 0; i < eh.e_phnum; i++)
+	for (i = 0; i < ehp->e_phnum; i++)
 		if (ph[i].p_type == LD_PT_GNU_PROPERTY)
 			prop = &ph[i];
 	CHECK(prop || bti == 0, "loader_bti returned %d without a PT_GNU_PROPERTY", bti);
@@ -117,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	errno = 0;
-	r = map_loader(fd, size, &eh, ph, &bias, &phdr);
+	r = map_loader(fd, size, ehp, ph, &bias, &phdr);
 	err = errno;
 	CHECK(r == 0 || r == -1, "map_loader returned %d", r);
 	CHECK(bti >= 0 || (r == -1 && err == ENOEXEC), "a property note loader_bti refuses, and map_loader returned %d (%s)", r,
@@ -132,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	CHECK(bias != NO_BIAS && (bias & (pg - 1)) == 0, "bias %#lx not set or not page-aligned", bias);
-	CHECK(eh.e_type == ET_DYN, "mapped a loader of type %u", eh.e_type);
+	CHECK(ehp->e_type == ET_DYN, "mapped a loader of type %u", ehp->e_type);
 	CHECK(!wraps, "mapped a PT_LOAD whose p_vaddr + p_memsz wraps: it lies outside the reservation "
 		      "[%#lx, %#lx), mapped with MAP_FIXED over whatever is there", bias + lo, bias + hi);
 	CHECK(lo < hi, "empty span [%#lx, %#lx)", lo, hi);
@@ -140,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      bias + hi);
 	CHECK(phdr >= bias + lo && phdr < bias + hi, "phdr %#lx outside [%#lx, %#lx)", phdr, bias + lo, bias + hi);
 
-	for (i = 0; i < eh.e_phnum; i++) {
+	for (i = 0; i < ehp->e_phnum; i++) {
 		const LdPhdr *p = &ph[i];
 		unsigned long start = p->p_vaddr & -pg, end = (p->p_vaddr + p->p_memsz + pg - 1) & -pg, n;
 		const unsigned char *at = (const unsigned char *)(bias + p->p_vaddr);
@@ -159,7 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!(p->p_flags & PF_R))
 			continue;
 		/* A segment that shares a page with another: whichever came last is what is there. */
-		for (j = 0; j < eh.e_phnum && alone; j++) {
+		for (j = 0; j < ehp->e_phnum && alone; j++) {
 			const LdPhdr *q = &ph[j];
 
 			if (j != i && q->p_type == PT_LOAD && (q->p_vaddr & -pg) < end &&
