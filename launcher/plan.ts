@@ -1161,11 +1161,18 @@ export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView,
     return { reason: PLAN_REASONS.invalid }
   }
   const root = container ? hostString(config.hostRoot) : ''
+  // A $ORIGIN target's witnesses are the caller's own paths: its view, no root.
+  const holds = (w: PlanWitness) => (w.caller ? opts.callerView !== undefined && witnessHolds(opts.callerView, '', w) : witnessHolds(view, root, w))
+  // The file to run is checked last, once: the shim opens it and checks the open file against its last lstat witness.
+  const run = plan.direct ? plan.target : plan.loader
+  let runWitness: PlanWitness | null = null
   for (const w of plan.witnesses) {
-    // A $ORIGIN target's witnesses are the caller's own paths: its view, no root.
-    const holds = w.caller ? opts.callerView !== undefined && witnessHolds(opts.callerView, '', w) : witnessHolds(view, root, w)
-    if (!holds) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
+    if (!w.follow && w.path === run) runWitness = w
+    else if (!holds(w)) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
   }
+  // Opened, it must be a regular file with the facts its witness recorded (never an error's).
+  const isRegular = (w: PlanWitness) => w.err === 0 && (w.mode & 0o170000) === 0o100000
+  if (runWitness === null || !isRegular(runWitness) || !holds(runWitness)) return { reason: `${PLAN_REASONS.changed}: ${jsString(run)}` }
   return { cached: plan }
 }
 

@@ -351,11 +351,22 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 		return -1;
 	h = (const struct plan_head *)buf;
 	w = (const struct plan_wit *)(h + 1);
-	/* Every witness is a full path of the caller's view: under HOST_ROOT, or (WIT_CALLER) not. */
+	/*
+	 * Every witness is a full path of the caller's view: under HOST_ROOT, or
+	 * (WIT_CALLER) not. The file to run is not lstat()ed: it is opened
+	 * below, and the open file's fstat() is checked against its witness.
+	 */
+	run = p->direct ? p->target : p->loader;
 	wpath = p->lp + h->lp_len + 1 + h->origin_len + 1;
 	for (i = 0; i < h->n_wit; i++, wpath += w[i - 1].path_len + 1) {
 		struct plan_wit now;
-		int r = fstatat(AT_FDCWD, wpath, &st, w[i].flags & WIT_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW);
+		int r;
+
+		if (!(w[i].flags & WIT_FOLLOW) && !strcmp(wpath, run)) {
+			run_w = &w[i];
+			continue;
+		}
+		r = fstatat(AT_FDCWD, wpath, &st, w[i].flags & WIT_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW);
 
 		memset(&now, 0, sizeof(now));
 		if (r < 0)
@@ -368,12 +379,11 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 			return -1;
 		}
 	}
-	/* The file to run is its last lstat's witness: opened, it must be that very file. */
-	run = p->direct ? p->target : p->loader;
-	wpath = p->lp + h->lp_len + 1 + h->origin_len + 1;
-	for (i = 0; i < h->n_wit; wpath += w[i++].path_len + 1)
-		if (!(w[i].flags & WIT_FOLLOW) && !strcmp(wpath, run))
-			run_w = &w[i];
+	/*
+	 * The file to run is its last lstat's witness: opened without following
+	 * a link (a link or a missing file fails, as its lstat() would differ),
+	 * it must be that very file.
+	 */
 	fd = run_w ? openat(AT_FDCWD, run, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
 	if (fd >= 0 && !fstat(fd, st_run)) {
 		struct plan_wit now;
