@@ -300,7 +300,9 @@ static int spend(long units)
 enum {
 	KEEP_ALIGN = 16,
 	LEVEL = MAX_CONF + MAX_NAMES + 2 * PATH_MAX + MAX_MATCHES * sizeof(char *) + 5 * KEEP_ALIGN,
-	ARENA = (5 + ORIGIN) * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP,
+	/* The arena's use starts on a page (see main()): what it skips to get there. */
+	ARENA_PAGE = 4096,
+	ARENA = (5 + ORIGIN) * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP + ARENA_PAGE,
 };
 static struct {
 	/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
@@ -1229,6 +1231,13 @@ int main(int argc, char **argv)
 
 	m.root = "";
 	m.rootfd = AT_FDCWD;
+	/*
+	 * The arena's first buffers from the start of a page: a launch that
+	 * finds its plan keeps the plan file and (chainload) the loader's
+	 * headers there, a few KiB, which a page boundary in their middle
+	 * made two page faults.
+	 */
+	m.top = -(unsigned long)m.arena & (ARENA_PAGE - 1);
 	/*
 	 * Set-user-ID or otherwise privileged: the host loader ignores those bits
 	 * anyway, and a host tree that the container can write must not steer a

@@ -2,8 +2,8 @@
  * libFuzzer harness for chainload mode's loader mapping: map_loader() over
  * any bytes as the loader file, after the headers are read as chainload()
  * reads them (read_loader_head(): e_phentsize, e_phnum <= LD_PHDRS, the
- * program headers read whole, and they must be the file's bytes). chainload() itself and enter() are never
- * called: they jump away. The shim is rendered in chainload mode for x86_64
+ * program headers read whole, and they must be the file's bytes).
+ * chainload() itself and enter() are never called: they jump away. The shim is rendered in chainload mode for x86_64
  * (test/lib/fuzz.ts), so LdEhdr/LdPhdr are the Elf64 types.
  *
  * Findings: a sanitizer report, a signal (SIGBUS reading or zeroing past the
@@ -86,8 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* The headers read are the file's bytes. */
 	CHECK(size >= sizeof(LdEhdr) && !memcmp(ehp, data, sizeof(LdEhdr)), "the ELF header read is not the file's");
-	CHECK(ehp->e_phoff <= size && ehp->e_phnum * sizeof(LdPhdr) <= size - ehp->e_phoff &&
-	      !memcmp(ph, data + ehp->e_phoff, ehp->e_phnum * sizeof(LdPhdr)),
+	/* (No program headers: any offset reads the 0 bytes of them, as pread() of 0 bytes does.) */
+	CHECK(!ehp->e_phnum || (ehp->e_phoff <= size && ehp->e_phnum * sizeof(LdPhdr) <= size - ehp->e_phoff &&
+				!memcmp(ph, data + ehp->e_phoff, ehp->e_phnum * sizeof(LdPhdr))),
 	      "the program headers read are not the file's");
 
 	/* The reservation's span, as map_loader() computes it (wrapping included, to unmap what it mapped). */
