@@ -5,6 +5,15 @@
 
 import { main } from './cli.js'
 
+// A reader that stops early (`hostshim render | head`) closes the pipe: the
+// output was not wanted, which is not an error to report with a stack.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error
+    process.exit(process.exitCode ?? 0)
+  })
+}
+
 void main(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),

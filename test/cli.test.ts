@@ -9,7 +9,7 @@ import t from 'tap'
 import { EXIT_CODE_HELP, JSON_SCHEMA_VERSION, buildProgram } from '../launcher/cli.js'
 import { makeDirs } from '../launcher/toolchain.js'
 import { EXIT_CODES } from '../launcher/errors.js'
-import { REPO, runCli } from './lib/cli.js'
+import { REPO, hostshimCommandDir, runCli } from './lib/cli.js'
 import { COMPILE_TIMEOUT_MS } from './lib/shims.js'
 
 t.setTimeout(COMPILE_TIMEOUT_MS * 3)
@@ -122,4 +122,17 @@ t.test('makeDirs: mkdir -p that never spins and names a file in the way', async 
   await t.rejects(makeDirs(join(dir, 'file/x')), { code: 'ENOTDIR' })
   await t.rejects(makeDirs(join(dir, 'file')), { code: 'ENOTDIR' })
   await t.rejects(makeDirs('/proc/nope/x'), { code: 'ENOENT' })
+})
+
+t.test('a reader that stops early (| head -1) gets no stack trace, and hostshim exits 0', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const bin = await hostshimCommandDir()
+  // render prints ~60 KiB of C: far more than the pipe holds once head has gone.
+  const r = spawnSync('sh', ['-c', 'hostshim render --name x --target /usr/bin/env --arch x86_64 | head -1'], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+  })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /^\/\*\n/)
+  t.equal(r.stderr, '', 'nothing on stderr: no EPIPE, no stack')
 })
