@@ -4,7 +4,7 @@ import { ARCHES, ARCH_NAMES } from '../launcher/arch.js'
 import { validateConfig } from '../launcher/config.js'
 import { FAILURES } from '../launcher/plan.js'
 import { VERSION } from '../launcher/version.js'
-import { renderShim } from '../shim/template.js'
+import { renderBakedShim, renderShim } from '../shim/template.js'
 
 /** The comments of a C source, skipping string and character literals. */
 function cComments(source: string): string[] {
@@ -104,4 +104,23 @@ t.test('the mark note carries the target as JSON', async (t) => {
   t.equal(mark.target, hostile.target)
   t.equal(mark.hostshim, VERSION)
   t.equal(mark.arch, 'x86_64')
+})
+
+t.test('the bench\'s plan-built-in shim: the same shim, its plan written in before main(), the cache left out', async (t) => {
+  const config = validateConfig({ name: 'hello', target: '/tmp/hello', mode: 'chainload' })
+  const plain = renderShim(config, ARCHES.x86_64)
+  t.notMatch(plain, /^#define HOSTSHIM_BAKED_PLAN/m, 'a normal shim has no baked plan')
+  t.match(plain, /#ifdef HOSTSHIM_BAKED_PLAN\n[^\n]*\n\tfd = baked_plan\(&plan, &st\);\n#else\n\tfd = plan_load\(/, 'main() takes the baked plan only when it is defined')
+  const baked = renderBakedShim(config, ARCHES.x86_64, {
+    target: '/run/host/tmp/hello',
+    loader: '/run/host/lib/ld "x".so',
+    libraryPath: '/run/host/lib:/run/host/usr/lib',
+    argv0: true,
+  })
+  const at = baked.indexOf('#define HOSTSHIM_BAKED_PLAN 1')
+  t.ok(at > 0 && at < baked.indexOf('\nint main(int argc, char **argv)\n'), 'the plan comes before main()')
+  const main = plain.indexOf('\nint main(int argc, char **argv)\n')
+  t.equal(baked.slice(0, main) + baked.slice(main + baked.length - plain.length), plain, 'nothing else changes')
+  t.match(baked, /BAKED_LOADER\[\] = "\/run\/host\/lib\/ld \\"x\\"\.so"/, 'the strings through the emitter')
+  t.match(baked, /p->argv0 = 1;/)
 })
