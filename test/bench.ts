@@ -14,6 +14,8 @@
 // "syscalls" counts the system calls of one launch, from the execve of its
 // first program to its exit, under strace -f outside the container: the
 // floor's own are in every row, so a row's excess over (a) is what it adds.
+// "pages resident" says where (d)'s extra faults are: the program prints its
+// own /proc/self/smaps, in which the chainload shim is still mapped.
 //
 //   (a) the host loader run directly with the shim's exact argv: the floor
 //   (b) the shim, in container mode, three ways: "hit" finds its kept plan
@@ -74,9 +76,26 @@ const TARGETS = {
   cachedGenerateMs: 1000,
 }
 
+// With --smaps it prints its own /proc/self/smaps instead: which pages the
+// launch left resident, and in which mapping (the bench's fault breakdown).
+/** Launches of each row whose resident pages are counted (their median). */
+const SMAPS_LAUNCHES = 9
+
 const PROGRAM_C = `#include <stdio.h>
+#include <string.h>
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--smaps")) {
+		char buf[4096];
+		size_t n;
+		FILE *f = fopen("/proc/self/smaps", "r");
+
+		if (!f)
+			return 1;
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, n, stdout);
+		return 0;
+	}
 	if (argc > 1)
 		puts(argv[1]);
 	return 0;
@@ -532,6 +551,22 @@ async function bench(
     syscalls.set(v.id, countSyscalls(readFileSync(trace, 'latin1'), v.argv[0] as string))
   }
 
+  // Where (d)'s extra faults are: the pages each mapping has resident once the
+  // program runs, for (a) and the chainload rows (the shim stays mapped).
+  const resident = new Map<string, Map<string, number>>()
+  for (const id of ['a', 'd-hit', 'd-baked']) {
+    const v = variants.find((x) => x.id === id) as Variant
+    const launches: Map<string, number>[] = []
+    for (let k = 0; k < SMAPS_LAUNCHES; k++) {
+      const r = inContainer([...v.argv, '--smaps'], v.env)
+      if (r.status !== 0) throw new Error(`${v.label} --smaps: status ${r.status}:\n${r.stderr}`)
+      launches.push(residentPages(r.stdout))
+    }
+    // Per mapping, the median over the launches: where the stack starts in its page varies.
+    const names = new Set(launches.flatMap((m) => [...m.keys()]))
+    resident.set(id, new Map([...names].map((n) => [n, quantile(launches.map((m) => m.get(n) ?? 0).sort((x, y) => x - y), 0.5)])))
+  }
+
   log(`measuring: ${opts.rounds} rounds x ${variants.length} variants x ${opts.perRound} launches (+${opts.warmup} warm-up each)...`)
   const loadBefore = loadavg()[0] as number
   const samples = new Map<string, number[]>(variants.map((v) => [v.id, []]))
@@ -626,6 +661,12 @@ async function bench(
     out.push(`  ${pad(t.what, 40)} ${value.padStart(7)}${t.limit === null ? '' : `   target <= ${t.limit}${over ? ' (OVER)' : ''}`}`)
   }
   out.push('')
+  out.push(`pages resident once the program runs, where they differ from (a) (/proc/self/smaps, median of ${SMAPS_LAUNCHES} launches;`)
+  out.push('  a private or anonymous page is one fault, a file\'s read-only pages come several per fault (fault-around),')
+  out.push('  so host files\' read-only pages are left out: their count follows the page cache):')
+  out.push(`  ${pad('mapping', 48)} ${'(a)'.padStart(5)} ${'hit'.padStart(5)} ${'built in'.padStart(9)}`)
+  for (const line of residentDiff(resident)) out.push(`  ${line}`)
+  out.push('')
   for (const r of rows) out.push(`  ${r.id}: ${r.where === 'container' ? '[container] ' : '[host] '}${r.argv.map(shQuote).join(' ')}`)
   out.push('')
   const kib = (b: number) => `${b} bytes (${(b / 1024).toFixed(1)} KiB)`
@@ -655,6 +696,7 @@ async function bench(
     },
     libraryPath: LP,
     launches: rows,
+    residentPages: Object.fromEntries([...resident].map(([id, m]) => [id, Object.fromEntries(m)])),
     shim: {
       bytes: first.bytes,
       sha256: first.sha256,
@@ -673,6 +715,49 @@ async function bench(
   mkdirSync(join(PROJECT, 'out'), { recursive: true })
   writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`)
   process.stdout.write(`\nwritten: ${jsonPath}\n`)
+}
+
+/**
+ * Resident pages by mapping, from smaps text: "PATH PERMS" for a file,
+ * "[stack] rw-p" and the like, and an anonymous mapping named after the
+ * mapping before it ("+ PATH rw-p": a program's or the shim's bss). Both
+ * chainload shims are "(shim)", so that their rows line up.
+ */
+function residentPages(smaps: string): Map<string, number> {
+  const pages = new Map<string, number>()
+  let name = ''
+  let previous = ''
+  for (const line of smaps.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head) {
+      const [, perms, file] = head as unknown as [string, string, string]
+      const path = file === CHAINLOAD_IN_ROOT || file === BAKED_IN_ROOT ? '(shim)' : file
+      name = path ? `${path} ${perms}` : `+ ${previous} ${perms}`
+      if (path) previous = path
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    if (rss && name) pages.set(name, (pages.get(name) ?? 0) + Number(rss[1]) / 4)
+  }
+  if (pages.size === 0) throw new Error(`no mappings in the program's smaps:\n${smaps.slice(0, 400)}`)
+  return pages
+}
+
+/** One line per mapping whose resident pages differ between (a) and a chainload row (a host file's read-only ones aside). */
+function residentDiff(resident: Map<string, Map<string, number>>): string[] {
+  const ids = ['a', 'd-hit', 'd-baked']
+  const maps = ids.map((id) => resident.get(id) as Map<string, number>)
+  const names = [...new Set(maps.flatMap((m) => [...m.keys()]))]
+  const lines: string[] = []
+  const cell = (m: Map<string, number>, name: string, width: number) => String(m.get(name) ?? '-').padStart(width)
+  for (const name of names) {
+    const counts = maps.map((m) => m.get(name) ?? 0)
+    if (counts.every((c) => c === counts[0])) continue
+    // A host library's read-only pages: how many fault-around maps depends on the page cache, not the launch.
+    if (!name.startsWith('(shim)') && / r-.p$/.test(name)) continue
+    lines.push(`${name.padEnd(48)} ${cell(maps[0] as Map<string, number>, name, 5)} ${cell(maps[1] as Map<string, number>, name, 5)} ${cell(maps[2] as Map<string, number>, name, 9)}`)
+  }
+  return lines
 }
 
 /**
