@@ -76,11 +76,17 @@ const TARGETS = {
   cachedGenerateMs: 1000,
 }
 
-// With --smaps it prints its own /proc/self/smaps instead: which pages the
-// launch left resident, and in which mapping (the bench's fault breakdown).
 /** Launches of each row whose resident pages are counted (their median). */
 const SMAPS_LAUNCHES = 9
+/** The rows whose resident pages are compared, (a) first, with their column heads. */
+const RESIDENT_ROWS = [
+  { id: 'a', head: '(a)' },
+  { id: 'd-hit', head: 'hit' },
+  { id: 'd-baked', head: 'built in' },
+] as const
 
+// With --smaps it prints its own /proc/self/smaps instead: which pages the
+// launch left resident, and in which mapping (the bench's fault breakdown).
 const PROGRAM_C = `#include <stdio.h>
 #include <string.h>
 int main(int argc, char **argv)
@@ -554,7 +560,7 @@ async function bench(
   // Where (d)'s extra faults are: the pages each mapping has resident once the
   // program runs, for (a) and the chainload rows (the shim stays mapped).
   const resident = new Map<string, Map<string, number>>()
-  for (const id of ['a', 'd-hit', 'd-baked']) {
+  for (const { id } of RESIDENT_ROWS) {
     const v = variants.find((x) => x.id === id) as Variant
     const launches: Map<string, number>[] = []
     for (let k = 0; k < SMAPS_LAUNCHES; k++) {
@@ -664,8 +670,9 @@ async function bench(
   out.push(`pages resident once the program runs, where they differ from (a) (/proc/self/smaps, median of ${SMAPS_LAUNCHES} launches;`)
   out.push('  a private or anonymous page is one fault, a file\'s read-only pages come several per fault (fault-around),')
   out.push('  so host files\' read-only pages are left out: their count follows the page cache):')
-  out.push(`  ${pad('mapping', 48)} ${'(a)'.padStart(5)} ${'hit'.padStart(5)} ${'built in'.padStart(9)}`)
-  for (const line of residentDiff(resident)) out.push(`  ${line}`)
+  const widths = RESIDENT_ROWS.map((r) => Math.max(5, r.head.length))
+  out.push(`  ${[pad('mapping', 48), ...RESIDENT_ROWS.map((r, k) => r.head.padStart(widths[k] as number))].join(' ')}`)
+  for (const line of residentDiff(resident, widths)) out.push(`  ${line}`)
   out.push('')
   for (const r of rows) out.push(`  ${r.id}: ${r.where === 'container' ? '[container] ' : '[host] '}${r.argv.map(shQuote).join(' ')}`)
   out.push('')
@@ -743,19 +750,21 @@ function residentPages(smaps: string): Map<string, number> {
   return pages
 }
 
-/** One line per mapping whose resident pages differ between (a) and a chainload row (a host file's read-only ones aside). */
-function residentDiff(resident: Map<string, Map<string, number>>): string[] {
-  const ids = ['a', 'd-hit', 'd-baked']
-  const maps = ids.map((id) => resident.get(id) as Map<string, number>)
+/**
+ * One line per mapping whose resident pages differ between the rows of
+ * `resident` (in its order: (a), then the chainload rows), a host file's
+ * read-only ones aside; each row's column as wide as `widths` says.
+ */
+function residentDiff(resident: Map<string, Map<string, number>>, widths: readonly number[]): string[] {
+  const maps = [...resident.values()]
   const names = [...new Set(maps.flatMap((m) => [...m.keys()]))]
   const lines: string[] = []
-  const cell = (m: Map<string, number>, name: string, width: number) => String(m.get(name) ?? '-').padStart(width)
   for (const name of names) {
     const counts = maps.map((m) => m.get(name) ?? 0)
     if (counts.every((c) => c === counts[0])) continue
     // A host library's read-only pages: how many fault-around maps depends on the page cache, not the launch.
     if (!name.startsWith('(shim)') && / r-.p$/.test(name)) continue
-    lines.push(`${name.padEnd(48)} ${cell(maps[0] as Map<string, number>, name, 5)} ${cell(maps[1] as Map<string, number>, name, 5)} ${cell(maps[2] as Map<string, number>, name, 9)}`)
+    lines.push([name.padEnd(48), ...maps.map((m, k) => String(m.get(name) ?? '-').padStart(widths[k] as number))].join(' '))
   }
   return lines
 }
