@@ -127,6 +127,7 @@ t.test('makeDirs: mkdir -p that never spins and names a file in the way', async 
 t.test('a reader that stops early (| head -1) gets no stack trace, and hostshim exits 0', async (t) => {
   const { spawnSync } = await import('node:child_process')
   const bin = await hostshimCommandDir()
+  t.teardown(() => rm(bin, { recursive: true, force: true }))
   // render prints ~60 KiB of C: far more than the pipe holds once head has gone.
   const r = spawnSync('sh', ['-c', 'hostshim render --name x --target /usr/bin/env --arch x86_64 | head -1'], {
     encoding: 'utf8',
