@@ -82,11 +82,54 @@ export const CFLAGS = [
  * non-PIE program. musl's static-PIE start-up applies no RELRO and looks up
  * no symbols, so the RELRO segment and the GNU hash table are dead weight.
  */
-export const CHAINLOAD_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sysv'] as const
+export const CHAINLOAD_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sysv', '-Wl,-T,shim.ld'] as const
+
+/**
+ * The chainload shim's layout (zig's linker, lld, for every target), written
+ * as shim.ld next to shim.c. It saves two of a launch's page faults. lld's
+ * own layout gives the headers and read-only data a page of their own
+ * before the code (one fault more); here the read-only data is in the code's
+ * section and the headers' segment ends on the code's first page, which the
+ * kernel maps again, executable, with the code: one mapping, one fault for
+ * all of it. And the shim's big buffers (sections .bss.~RANKNAME, see
+ * the arena in shim/template.ts) go after musl's globals, so that what every
+ * launch writes (the data, musl's globals, the shim's small state and its
+ * arena's first KiB) lies on two pages, not three. Only chainload shims:
+ * they are static PIEs, linked at 0; an exec shim is linked at a fixed
+ * address, which this script would have to know per architecture.
+ */
+export const CHAINLOAD_LINKER_SCRIPT = `SECTIONS {
+  . = SIZEOF_HEADERS;
+  .note.hostshim : { *(.note.hostshim) }
+  .dynsym : { *(.dynsym) }
+  .hash : { *(.hash) }
+  .dynstr : { *(.dynstr) }
+  .rela.dyn : { *(.rela.dyn) }
+  .rel.dyn : { *(.rel.dyn) }
+  .ARM.exidx : { *(.ARM.exidx .ARM.exidx.*) }
+  .text : { *(.rodata .rodata.* .srodata .srodata.*) *(.text .text.*) }
+  .init : { KEEP(*(.init)) }
+  .fini : { KEEP(*(.fini)) }
+  . = ALIGN(CONSTANT(MAXPAGESIZE)) + (. & (CONSTANT(MAXPAGESIZE) - 1));
+  .data : { *(.data .data.*) }
+  .dynamic : { *(.dynamic) }
+  .got : { *(.got) }
+  .got.plt : { *(.got.plt) }
+  .toc : { *(.toc) }
+  .sdata : { *(.sdata .sdata.*) }
+  .bss : { *(.sbss .sbss.*) *(.bss .bss.[!~]*) *(COMMON) *(SORT_BY_NAME(.bss.~*)) }
+}
+`
 
 export function compileArgs(arch: Arch, source: string, output: string, mode: ShimMode = 'exec'): string[] {
   const modeFlags = mode === 'chainload' ? CHAINLOAD_CFLAGS : []
   return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...modeFlags, '-o', output, source]
+}
+
+/** What zig reads besides compileArgs(): the source as shim.c, and in chainload mode shim.ld. */
+export async function writeZigInputs(work: string, source: string, mode: ShimMode): Promise<void> {
+  await writeFile(join(work, 'shim.c'), source)
+  if (mode === 'chainload') await writeFile(join(work, 'shim.ld'), CHAINLOAD_LINKER_SCRIPT)
 }
 
 function run(file: string, args: readonly string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
@@ -288,7 +331,12 @@ export function cacheKey(toolchain: Toolchain, arch: Arch, source: string, mode:
           flags: [CC_CFLAGS, CC_STATIC_FLAGS[mode], CC_SIZE_FLAGS, mode === 'chainload' ? CC_CHAINLOAD_SIZE_FLAGS : []],
           strip: STRIP_VERSION,
         }
-      : { zig: toolchain.version, args: compileArgs(arch, 'shim.c', 'shim', mode), strip: STRIP_VERSION }
+      : {
+          zig: toolchain.version,
+          args: compileArgs(arch, 'shim.c', 'shim', mode),
+          strip: STRIP_VERSION,
+          ...(mode === 'chainload' ? { script: CHAINLOAD_LINKER_SCRIPT } : {}),
+        }
   return createHash('sha256').update(JSON.stringify(inputs)).update('\0').update(source).digest('hex')
 }
 
@@ -335,7 +383,8 @@ export async function compileShim(
   onCompile?.(arch)
   const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
   try {
-    await writeFile(join(work, 'shim.c'), source)
+    if (toolchain.kind === 'cc') await writeFile(join(work, 'shim.c'), source)
+    else await writeZigInputs(work, source, mode)
     try {
       await run(toolchain.path, args, work, toolchain.kind === 'cc' ? undefined : zigEnv(work))
     } catch (error) {

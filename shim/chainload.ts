@@ -101,7 +101,7 @@ export function chainloadFallbackNote(config: ShimConfig, arch: Arch): string | 
 /**
  * The C for the template, placed after the config block and before the body.
  * Exec mode: only `#define CHAINLOAD 0`. Chainload mode: `#define CHAINLOAD 1`
- * and `static int chainload(fd, size, args, env, own_argv, spare, spare_len, work)`,
+ * and `static int chainload(fd, size, args, env, auxv, spare, spare_len, work)`,
  * which returns -1
  * with errno set when it fails before the point of no return (the caller
  * then fails as a failed execve would), and otherwise never returns.
@@ -329,40 +329,40 @@ bad:
 const CHAINLOAD_MAIN_C = c`
 /*
  * Run the loader open at fd (the caller's, from its checks; closed here; size
- * bytes long: its fstat) with args and env, in this process; spare (spare_len
- * bytes, 0 for none) is unmapped once they are copied; work: LD_HEAD_ROOM
- * bytes for the loader's headers, aligned (the caller's arena, whose pages
- * it has touched already: a static array here cost a page fault). own_argv is the
- * shim's own argv, still in the stack the kernel built: past its NULL and
- * envp's lies the auxiliary vector, copied with the entries that describe
- * the program now describing the loader. Returns -1 (errno set) when it
- * fails before the jump; the caller then fails as a failed execve would, and
- * the shim exits, so a half-made mapping or an open fd do not matter.
+ * bytes long: its fstat) with args and env, in this process. args is the
+ * program's vector as the loader takes it: args[-1] is argc's place, 16-byte
+ * aligned, env starts right after args' NULL, and after env's NULL there is
+ * room for the auxiliary vector auxv (the kernel's, which the shim started
+ * with), copied there with the entries that describe the program now
+ * describing the loader; the loader starts with its stack pointer at argc.
+ * spare (spare_len bytes, 0 for none) is where the caller built args when
+ * the stack had no room: then the vector is copied onto the stack, and spare
+ * unmapped. work: LD_HEAD_ROOM bytes for the loader's headers, aligned (the
+ * caller's arena, whose pages it has touched already: a static array here
+ * cost a page fault). Returns -1 (errno set) when it fails before the jump;
+ * the caller then fails as a failed execve would, and the shim exits, so a
+ * half-made mapping or an open fd do not matter.
  */
-static int chainload(int fd, unsigned long size, char **args, char **env, char **own_argv, void *spare,
+static int chainload(int fd, unsigned long size, char **args, char **env, const unsigned long *auxv, void *spare,
 		     size_t spare_len, unsigned char *work)
 {
 	const LdEhdr *eh;
 	const LdPhdr *ph;
-	unsigned long bias = 0, phdr = 0, *auxv;
-	size_t argc = 0, envc = 0, auxc = 0, i;
-	char **p = own_argv;
+	unsigned long bias = 0, phdr = 0, *sp = (unsigned long *)args - 1, *a;
+	size_t argc = 0, envc = 0, auxc = 0, n, i;
 
 	if (read_loader_head(fd, work, &eh, &ph) < 0)
 		return -1;
-	while (*p++)
-		;
-	while (*p++)
-		;
-	auxv = (unsigned long *)p;
 	while (auxv[auxc])
 		auxc += 2;
 	while (args[argc])
 		argc++;
 	while (env[envc])
 		envc++;
-	/* The kernel started the shim with less room than a second copy needs: as an exec'd loader would fail. */
-	if (!stack_fits((argc + envc + auxc + 9) * sizeof(unsigned long))) {
+	/* argc, argv + NULL, envp + NULL, auxv + AT_NULL. */
+	n = argc + envc + auxc + 5;
+	/* The kernel started the shim with less room than a copy needs: as an exec'd loader would fail. */
+	if (spare_len && !stack_fits((n + 2) * sizeof(unsigned long))) {
 		errno = E2BIG;
 		return -1;
 	}
@@ -372,23 +372,22 @@ static int chainload(int fd, unsigned long size, char **args, char **env, char *
 	close(fd);
 	{
 		/*
-		 * The new stack goes below this frame, on the real stack: glibc
-		 * finds the main thread's stack from __libc_stack_end. Everything
-		 * it points to (the caller's strings, the shim's buffers) stays.
-		 * argc, argv + NULL, envp + NULL, auxv + AT_NULL, and 16 bytes to align.
+		 * Not in place: the vector goes below this frame, on the real
+		 * stack, for glibc finds the main thread's stack from
+		 * __libc_stack_end. Everything it points to (the caller's
+		 * strings, the shim's buffers) stays.
 		 */
-		unsigned long frame[argc + envc + auxc + 9], *sp = (unsigned long *)(((unsigned long)frame + 15) & -16UL);
-		unsigned long *a = sp, entry = bias + eh->e_entry;
+		unsigned long frame[spare_len ? n + 2 : 1], entry = bias + eh->e_entry;
 
-		*a++ = argc;
-		memcpy(a, args, (argc + 1) * sizeof(*a));
-		a += argc + 1;
-		memcpy(a, env, (envc + 1) * sizeof(*a));
-		a += envc + 1;
-		memcpy(a, auxv, (auxc + 2) * sizeof(*a));
-		/* Where main() put args and env when the stack had no room for them: the program never sees it. */
-		if (spare_len)
+		if (spare_len) {
+			sp = (unsigned long *)(((unsigned long)frame + 15) & -16UL);
+			memcpy(sp + 1, args, (argc + 1) * sizeof(*sp));
+			memcpy(sp + argc + 2, env, (envc + 1) * sizeof(*sp));
 			munmap(spare, spare_len);
+		}
+		*sp = argc;
+		a = sp + argc + envc + 3;
+		memcpy(a, auxv, (auxc + 2) * sizeof(*a));
 		for (i = 0; i < auxc; i += 2) {
 			unsigned long *v = &a[i + 1];
 

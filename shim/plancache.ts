@@ -87,7 +87,7 @@ static struct {
 	size_t dir_len;
 	/* "changed: PATH" */
 	char why[PATH_MAX + 16];
-} pc;
+} pc __attribute__((section(".bss.~2pc")));
 
 /* Why the plan was computed, or "cached": the debug line's value. */
 static const char *plan_why = WHY_OFF;

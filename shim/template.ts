@@ -281,9 +281,9 @@ static int spend(long units)
 /*
  * Memory. The first touch of a page is a page fault, and on a virtual
  * machine one fault costs about as much as ten of the shim's syscalls. So
- * all of the shim's working memory is this one object, laid out so that a
- * launch touches a few pages of it: the small state first, then the buffers
- * that live the whole run, then an arena used as a stack. A buffer is taken
+ * the shim's working memory is three objects, laid out so that a launch
+ * touches few pages of them: the small state, an arena used as a stack,
+ * and the buffers that only a computed plan uses. A buffer is taken
  * at the arena's top with all the room it may need and, once filled, keeps
  * only what it holds (keep()), so that the next one starts right after it
  * instead of a page further on; a caller gives back what it kept by setting
@@ -300,9 +300,7 @@ static int spend(long units)
 enum {
 	KEEP_ALIGN = 16,
 	LEVEL = MAX_CONF + MAX_NAMES + 2 * PATH_MAX + MAX_MATCHES * sizeof(char *) + 5 * KEEP_ALIGN,
-	/* The arena's use starts on a page (see main()): what it skips to get there. */
-	ARENA_PAGE = 4096,
-	ARENA = (5 + ORIGIN) * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP + ARENA_PAGE,
+	ARENA = (5 + ORIGIN) * PATH_MAX + (MAX_DEPTH + 1) * LEVEL + MAX_PHDRS + MAX_INTERP,
 };
 static struct {
 	/* "" on the host, HOST_ROOT in a container: every host path is opened below it. */
@@ -311,6 +309,23 @@ static struct {
 	/* The root, opened once (see at()); AT_FDCWD on the host. */
 	int rootfd;
 	int n_seen, n_dirs, n_conf, wrong_arch;
+} m;
+/*
+ * Sections named .bss.~RANK...: the chainload shim's linker script
+ * (launcher/toolchain.ts) puts them after every other one of the bss,
+ * sorted by name, so by rank: after musl's own globals, which every launch
+ * writes, so that those, the small state above and the arena's first KiB
+ * share a page or two. Another link keeps them in its bss, in no particular
+ * order.
+ *
+ * The arena first: a launch that finds its plan keeps the plan file and
+ * (chainload) the loader's headers at its start, a few KiB, and touches
+ * nothing further on. An object of its own, so that a sanitizer sees a
+ * buffer overrun past its end.
+ */
+static char arena[ARENA] __attribute__((section(".bss.~0arena"), aligned(KEEP_ALIGN)));
+/* The buffers only a computed plan uses. */
+static struct {
 	/* What resolve() has learnt of directories and links: see there. */
 	struct {
 		unsigned short at, len, link_len;
@@ -323,10 +338,8 @@ static struct {
 	char lp[MAX_DIRS * PATH_MAX];
 	/* One line of stderr is built here and written with a single write(2). */
 	char line[3 * PATH_MAX];
-	/* Right before the arena, whose first page is touched anyway. */
 	char seen_text[SEEN_BYTES];
-	char arena[ARENA] __attribute__((aligned(KEEP_ALIGN)));
-} m;
+} big __attribute__((section(".bss.~1big")));
 ${PLAN_CACHE_STATE}
 /*
  * A full path (root + host path) as the syscalls take it: relative to the
@@ -352,7 +365,7 @@ static char *cpy(char *dest, const char *src)
 /* The arena's top: where the next buffer goes. */
 static char *top(void)
 {
-	return m.arena + m.top;
+	return arena + m.top;
 }
 
 /* Keep the first n bytes at the top; returns them. */
@@ -374,9 +387,9 @@ static void put(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n > sizeof(m.line) - 1 - m.line_len)
-		n = sizeof(m.line) - 1 - m.line_len;
-	memcpy(m.line + m.line_len, s, n);
+	if (n > sizeof(big.line) - 1 - m.line_len)
+		n = sizeof(big.line) - 1 - m.line_len;
+	memcpy(big.line + m.line_len, s, n);
 	m.line_len += n;
 }
 
@@ -402,8 +415,8 @@ static void put_escaped(const char *s)
 
 static void flush(void)
 {
-	m.line[m.line_len++] = '\n';
-	(void)!write(2, m.line, m.line_len);
+	big.line[m.line_len++] = '\n';
+	(void)!write(2, big.line, m.line_len);
 	m.line_len = 0;
 }
 
@@ -454,7 +467,7 @@ static int seen_find(const char *full, size_t len)
 	int i;
 
 	for (i = 0; i < m.n_seen; i++)
-		if (m.seen[i].len == len && !memcmp(m.seen_text + m.seen[i].at, full, len))
+		if (big.seen[i].len == len && !memcmp(big.seen_text + big.seen[i].at, full, len))
 			return i;
 	return -1;
 }
@@ -465,12 +478,12 @@ static void seen_add(const char *full, size_t len, const char *link, size_t link
 
 	if (i == MAX_SEEN || len + link_len > SEEN_BYTES - m.seen_used)
 		return;
-	m.seen[i].at = (unsigned short)m.seen_used;
-	m.seen[i].len = (unsigned short)len;
-	m.seen[i].link_len = (unsigned short)link_len;
-	m.seen[i].is_link = (unsigned char)is_link;
-	memcpy(m.seen_text + m.seen_used, full, len);
-	memcpy(m.seen_text + m.seen_used + len, link, link_len);
+	big.seen[i].at = (unsigned short)m.seen_used;
+	big.seen[i].len = (unsigned short)len;
+	big.seen[i].link_len = (unsigned short)link_len;
+	big.seen[i].is_link = (unsigned char)is_link;
+	memcpy(big.seen_text + m.seen_used, full, len);
+	memcpy(big.seen_text + m.seen_used + len, link, link_len);
 	m.seen_used += len + link_len;
 	m.n_seen++;
 }
@@ -488,7 +501,7 @@ static void seen_add(const char *full, size_t len, const char *link, size_t link
 static int resolve(const char *path, char *out, struct stat *st)
 {
 	/* A link's text: a page above the arena's top, where read_conf()'s buffers are anyway. */
-	char *todo = m.todo, *p = todo, *link = top() + PATH_MAX;
+	char *todo = big.todo, *p = todo, *link = top() + PATH_MAX;
 	size_t len = m.root_len, links = 0;
 	int stale = 1;	/* *st does not describe out yet */
 	int hit;
@@ -540,7 +553,7 @@ static int resolve(const char *path, char *out, struct stat *st)
 		}
 		if (hit < 0)
 			note(out, len + 1 + n, st, 0);
-		if (hit >= 0 ? m.seen[hit].is_link : S_ISLNK(st->st_mode)) {
+		if (hit >= 0 ? big.seen[hit].is_link : S_ISLNK(st->st_mode)) {
 			size_t rest = strlen(end);
 			ssize_t k;
 
@@ -549,8 +562,8 @@ static int resolve(const char *path, char *out, struct stat *st)
 				return -1;
 			}
 			if (hit >= 0) {
-				k = m.seen[hit].link_len;
-				memcpy(link, m.seen_text + m.seen[hit].at + m.seen[hit].len, (size_t)k);
+				k = big.seen[hit].link_len;
+				memcpy(link, big.seen_text + big.seen[hit].at + big.seen[hit].len, (size_t)k);
 			} else {
 				k = readlinkat(m.rootfd, at(out), link, PATH_MAX);
 				if (k < 0)
@@ -804,11 +817,11 @@ static int any_of(const char *s, const char *set)
 /* Entry by entry: a hostile ld.so.conf may name a directory thousands of times. */
 static int listed(const char *full, size_t n)
 {
-	const char *p = m.lp;
+	const char *p = big.lp;
 	int i;
 
-	for (i = 0; i < m.n_dirs; p += m.entry_len[i++] + 1)
-		if (m.entry_len[i] == n && !memcmp(p, full, n))
+	for (i = 0; i < m.n_dirs; p += big.entry_len[i++] + 1)
+		if (big.entry_len[i] == n && !memcmp(p, full, n))
 			return 1;
 	return 0;
 }
@@ -832,10 +845,10 @@ static void add_dir(const char *path)
 	if (listed(full, n))
 		return;
 	if (m.lp_len)
-		m.lp[m.lp_len++] = ':';
-	memcpy(m.lp + m.lp_len, full, n + 1);
+		big.lp[m.lp_len++] = ':';
+	memcpy(big.lp + m.lp_len, full, n + 1);
 	m.lp_len += n;
-	m.entry_len[m.n_dirs++] = (unsigned short)n;
+	big.entry_len[m.n_dirs++] = (unsigned short)n;
 }
 
 static void read_conf(const char *path, int depth);
@@ -1218,26 +1231,33 @@ static char *find_target(const char *asked, int *has_interp, int *fd)
 
 extern char **environ;
 
-int main(int argc, char **argv)
+/*
+ * What main() runs, as decide() found it: the loader (0: the target runs
+ * directly), with the library path, whether it takes --argv0, and the open
+ * file to run, size bytes long.
+ */
+struct run {
+	char *target, *loader, *lp;
+	int container, fd, knows;
+	unsigned long size;
+};
+
+/*
+ * The plan, kept or computed. Not inlined: its stack frame (three struct
+ * stats) is gone before main() builds the program's vector below its own,
+ * so the program's stack starts that much higher.
+ */
+static __attribute__((noinline)) void decide(struct run *r)
 {
-	char *target, *loader = 0, *tried, *lp = m.lp;
-	const char *host_loader = 0, *path, *dir, *asked = 0;
+	char *target, *loader = 0, *tried, *lp = big.lp;
+	const char *host_loader = 0, *dir, *asked = 0;
 	struct stat st, top_st, root_st;
 	struct plan plan;
-	int container = 0, fd, target_fd = -1, has_interp, argv0 = 0, knows = 0, on_stack, i;
+	int container = 0, fd, target_fd = -1, has_interp, knows = 0, i;
 	int loader_fd = -1;
-	size_t env_n = 0, n_ptr;
-	char **env = environ;
 
 	m.root = "";
 	m.rootfd = AT_FDCWD;
-	/*
-	 * The arena's first buffers from the start of a page: a launch that
-	 * finds its plan keeps the plan file and (chainload) the loader's
-	 * headers there, a few KiB, which a page boundary in their middle
-	 * made two page faults.
-	 */
-	m.top = -(unsigned long)m.arena & (ARENA_PAGE - 1);
 	/*
 	 * Set-user-ID or otherwise privileged: the host loader ignores those bits
 	 * anyway, and a host tree that the container can write must not steer a
@@ -1368,37 +1388,69 @@ int main(int argc, char **argv)
 		plan.loader_size = host_loader ? (unsigned long long)st.st_size : 0;
 		plan_save(container, &root_st, asked, &plan);
 	}
-	argv0 = argc > 0 && knows;
+	r->target = target;
+	r->loader = host_loader ? loader : 0;
+	r->lp = lp;
+	r->container = container;
+	r->fd = host_loader ? loader_fd : target_fd;
+	r->knows = knows;
+	r->size = (unsigned long)st.st_size;
+}
 
+int main(int argc, char **argv)
+{
+	struct run r;
+	const char *path;
+	char **env = environ, **auxv = 0;
+	size_t env_n = 0, aux_n = 0, n_ptr;
+	int argv0, on_stack, i;
+
+	decide(&r);
+	argv0 = argc > 0 && r.knows;
 	while (environ[env_n])
 		env_n++;
-	path = host_loader ? loader : target;
-	/* At most 7 loader arguments, the caller's arguments, and NULL; the environment. */
-	n_ptr = (size_t)argc + 8 + env_n + N_SET_ENV + 1;
-	/* Chainload copies both onto the stack once more: twice the room. */
-	on_stack = stack_fits(n_ptr * sizeof(char *) * (CHAINLOAD && host_loader ? 2 : 1));
+	path = r.loader ? r.loader : r.target;
+	/*
+	 * Chainload: the program's vector (argc, the arguments, the
+	 * environment, the auxiliary vector, as the kernel lays them out) is
+	 * built right here, and the loader starts below it: its stack starts
+	 * where an exec'd loader's would, less this frame and musl's start.
+	 * So the kernel's auxiliary vector is counted too: it goes after the
+	 * environment.
+	 */
+	if (CHAINLOAD && r.loader) {
+		for (auxv = argv + argc + 1; *auxv; auxv++)
+			;
+		for (auxv++; auxv[aux_n]; aux_n += 2)
+			;
+		aux_n += 2;
+	}
+	/* argc and 16-byte alignment; at most 7 loader arguments, the caller's arguments, and NULL; the environment. */
+	n_ptr = 1 + 16 / sizeof(char *) + (size_t)argc + 8 + env_n + N_SET_ENV + 1 + aux_n;
+	on_stack = stack_fits(n_ptr * sizeof(char *));
 	{
 		/* Not on the stack when it has no room for them: a mapping the program never sees. */
-		char *small[on_stack ? n_ptr : 1], **args = small, **new_env, **a;
+		char *small[on_stack ? n_ptr : 1], **vec = small, **args, **a;
 
 		if (!on_stack) {
-			args = mmap(0, n_ptr * sizeof(char *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (args == MAP_FAILED)
+			vec = mmap(0, n_ptr * sizeof(char *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (vec == MAP_FAILED)
 				bail(WHAT_EXEC, path, ENOMEM);
 		}
-		new_env = args + argc + 8;
+		/* After argc's place, which is 16-byte aligned, as the loader's stack pointer must be. */
+		args = (char **)(((unsigned long)vec + 15) & -16UL) + 1;
 		a = args;
 
-		if (host_loader) {
-			*a++ = loader;
+		if (r.loader) {
+			*a++ = r.loader;
 			if (argv0) {
 				*a++ = "--argv0";
 				*a++ = argv[0];
 			}
 			*a++ = "--inhibit-cache";
 			*a++ = "--library-path";
-			*a++ = lp;
-			*a++ = target;
+			*a++ = r.lp;
+			*a++ = r.target;
 			/* argv[0] is the loader's to replace; argc == 0 has none. */
 			i = argc > 0;
 		} else {
@@ -1407,27 +1459,27 @@ int main(int argc, char **argv)
 		for (; i < argc; i++)
 			*a++ = argv[i];
 		*a = 0;
-		if (N_SET_ENV)
-			env = environment(environ, new_env);
+		/* Right after the arguments' NULL: chainload() puts the auxiliary vector after it. */
+		if (N_SET_ENV != 0 || (CHAINLOAD && r.loader))
+			env = environment(environ, a + 1);
 		if (getenv(DEBUG_ENV))
-			debug(container, host_loader ? loader : 0, lp, path, args);
+			debug(r.container, r.loader, r.lp, path, args);
 #if CHAINLOAD
 		/*
 		 * shim/chainload.ts: map the loader here, no second execve, so no
 		 * O_CLOEXEC either: the program must not inherit the root's fd.
 		 */
-		if (host_loader) {
+		if (r.loader) {
 			if (m.rootfd != AT_FDCWD)
 				close(m.rootfd);
-			/* st: the open loader's fstat (open_program(), or plan_load()). */
 			/* The arena's top for the loader's headers: its room is there (MAX_PHDRS alone is more). */
-			chainload(loader_fd, (unsigned long)st.st_size, args, env, argv,
-				  on_stack ? 0 : args, on_stack ? 0 : n_ptr * sizeof(char *), (unsigned char *)top());
+			chainload(r.fd, r.size, args, env, (unsigned long *)auxv, on_stack ? 0 : vec, on_stack ? 0 : n_ptr * sizeof(char *),
+				  (unsigned char *)top());
 			bail(WHAT_EXEC, path, errno);
 		}
 #endif
 		/* The file checked, not whatever its path names now; Linux < 3.19: the path. */
-		syscall(SYS_execveat, host_loader ? loader_fd : target_fd, "", args, env, AT_EMPTY_PATH);
+		syscall(SYS_execveat, r.fd, "", args, env, AT_EMPTY_PATH);
 		if (errno == ENOSYS)
 			execve(path, args, env);
 		bail(WHAT_EXEC, path, errno);

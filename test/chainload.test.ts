@@ -71,7 +71,7 @@ t.test('the C: exec mode only defines CHAINLOAD 0; chainload mode brings the loa
   for (const name of ARCH_NAMES) {
     const source = renderShim(shim('chainload'), ARCHES[name])
     t.match(source, /^#define CHAINLOAD 1$/m, name)
-    t.match(source, /static int chainload\(int fd, unsigned long size, char \*\*args, char \*\*env, char \*\*own_argv, void \*spare,\s+size_t spare_len, unsigned char \*work\)/, name)
+    t.match(source, /static int chainload\(int fd, unsigned long size, char \*\*args, char \*\*env, const unsigned long \*auxv, void \*spare,\s+size_t spare_len, unsigned char \*work\)/, name)
     t.match(source, /__asm__ volatile\(/, `${name}: its jump`)
     t.equal(source, renderShim(shim('chainload'), ARCHES[name]), `${name}: deterministic`)
   }

@@ -18,7 +18,7 @@ import { generate, verifyShim } from '../launcher/generate.js'
 import { formatInspect, inspectFile } from '../launcher/inspect.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark } from '../launcher/mark.js'
 import { STRIP_VERSION, stripPlan, stripSections } from '../launcher/strip.js'
-import { cacheKey, compileArgs, loadZig, zigEnv, type Zig } from '../launcher/toolchain.js'
+import { cacheKey, compileArgs, loadZig, writeZigInputs, zigEnv, type Zig } from '../launcher/toolchain.js'
 import { configForArch, effectiveMode } from '../shim/chainload.js'
 import { renderShim } from '../shim/template.js'
 import {
@@ -374,7 +374,7 @@ function run(file: string, args: readonly string[], cwd: string): Promise<void> 
 async function compileUnstripped(zig: Zig, arch: Arch, mode: ShimMode, dir: string): Promise<Buffer> {
   const shim = shimConfigOf(validateConfig({ name: 'toolbox', target: TARGET, arch: arch.name, mode }))
   await mkdir(dir, { recursive: true })
-  await writeFile(join(dir, 'shim.c'), renderShim(configForArch(shim, arch), arch))
+  await writeZigInputs(dir, renderShim(configForArch(shim, arch), arch), effectiveMode(shim, arch))
   await run(zig.path, compileArgs(arch, 'shim.c', 'shim', effectiveMode(shim, arch)), dir)
   return readFile(join(dir, 'shim'))
 }

@@ -150,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_match(part[6], len[6], part[7], len[7]);
 
 	m.lp_len = 0;
-	m.lp[0] = 0;
+	big.lp[0] = 0;
 	m.n_dirs = 0;
 	m.n_conf = 0;
 	m.n_seen = 0;
@@ -162,22 +162,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(m.top == 0, "read_conf kept %zu bytes of the arena", m.top);
 	CHECK(m.n_dirs <= MAX_DIRS, "%d library path entries", m.n_dirs);
 	CHECK(m.n_conf <= MAX_CONF_FILES, "%d ld.so.conf files read", m.n_conf);
-	CHECK(strlen(m.lp) == m.lp_len, "lp_len %zu, strlen %zu", m.lp_len, strlen(m.lp));
-	for (e = m.lp, i = 0; *e; i++) {
+	CHECK(strlen(big.lp) == m.lp_len, "lp_len %zu, strlen %zu", m.lp_len, strlen(big.lp));
+	for (e = big.lp, i = 0; *e; i++) {
 		const char *colon = strchrnul(e, ':'), *other;
 		size_t n_e = (size_t)(colon - e);
 		char dir[PATH_MAX];
 		struct stat st;
 
 		CHECK(n_e < PATH_MAX && n_e > m.root_len && !strncmp(e, m.root, m.root_len) && e[m.root_len] == '/',
-		      "entry %zu of \"%s\" is not below the root", i, m.lp);
+		      "entry %zu of \"%s\" is not below the root", i, big.lp);
 		memcpy(dir, e, n_e);
 		dir[n_e] = 0;
 		CHECK(!strpbrk(dir, ";$"), "entry \"%s\" has \";\" or \"$\"", dir);
 		CHECK(!lstat(dir, &st) && S_ISDIR(st.st_mode), "entry \"%s\" is not a directory", dir);
 		for (other = colon; *other; other++)
 			if (other[0] == ':' && !strncmp(other + 1, dir, n_e) && (other[1 + n_e] == ':' || !other[1 + n_e]))
-				CHECK(0, "entry \"%s\" is listed twice in \"%s\"", dir, m.lp);
+				CHECK(0, "entry \"%s\" is listed twice in \"%s\"", dir, big.lp);
 		e = *colon ? colon + 1 : colon;
 	}
 	CHECK((int)i == m.n_dirs, "%zu entries, n_dirs %d", i, m.n_dirs);
