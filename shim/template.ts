@@ -85,10 +85,13 @@ export interface BakedPlan {
  * least a launch of this design can cost, the row the cache hit is measured
  * against. Mode detection (section 1) stays, as in every launch.
  */
+/** Where renderBakedShim() writes the plan in: before the comment on struct run, which decide() fills. */
+export const BAKE_BEFORE = '\n/*\n * What main() runs, as decide() found it'
+
 export function renderBakedShim(config: ShimConfig, arch: Arch, plan: BakedPlan): string {
   const source = renderShim(config, arch)
-  const at = source.indexOf('\nint main(int argc, char **argv)\n')
-  if (at < 0) throw new Error('the shim has no main() to bake a plan in front of')
+  const at = source.indexOf(BAKE_BEFORE)
+  if (at < 0) throw new Error('the shim has no decide() to bake a plan in front of')
   const baked = c`
 #define HOSTSHIM_BAKED_PLAN 1
 static const char BAKED_TARGET[] = ${cString(plan.target)}, BAKED_LOADER[] = ${cString(plan.loader)},

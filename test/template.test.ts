@@ -1,10 +1,14 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ARCHES, ARCH_NAMES } from '../launcher/arch.js'
 import { validateConfig } from '../launcher/config.js'
 import { FAILURES } from '../launcher/plan.js'
+import { compileShim, loadZig } from '../launcher/toolchain.js'
 import { VERSION } from '../launcher/version.js'
-import { renderBakedShim, renderShim } from '../shim/template.js'
+import { BAKE_BEFORE, renderBakedShim, renderShim } from '../shim/template.js'
 
 /** The comments of a C source, skipping string and character literals. */
 function cComments(source: string): string[] {
@@ -106,11 +110,11 @@ t.test('the mark note carries the target as JSON', async (t) => {
   t.equal(mark.arch, 'x86_64')
 })
 
-t.test('the bench\'s plan-built-in shim: the same shim, its plan written in before main(), the cache left out', async (t) => {
+t.test('the bench\'s plan-built-in shim: the same shim, its plan written in before decide(), the cache left out', async (t) => {
   const config = validateConfig({ name: 'hello', target: '/tmp/hello', mode: 'chainload' })
   const plain = renderShim(config, ARCHES.x86_64)
   t.notMatch(plain, /^#define HOSTSHIM_BAKED_PLAN/m, 'a normal shim has no baked plan')
-  t.match(plain, /#ifdef HOSTSHIM_BAKED_PLAN\n[^\n]*\n\tfd = baked_plan\(&plan, &st\);\n#else\n\tfd = plan_load\(/, 'main() takes the baked plan only when it is defined')
+  t.match(plain, /#ifdef HOSTSHIM_BAKED_PLAN\n[^\n]*\n\tfd = baked_plan\(&plan, &st\);\n#else\n\tfd = plan_load\(/, 'decide() takes the baked plan only when it is defined')
   const baked = renderBakedShim(config, ARCHES.x86_64, {
     target: '/run/host/tmp/hello',
     loader: '/run/host/lib/ld "x".so',
@@ -118,9 +122,14 @@ t.test('the bench\'s plan-built-in shim: the same shim, its plan written in befo
     argv0: true,
   })
   const at = baked.indexOf('#define HOSTSHIM_BAKED_PLAN 1')
-  t.ok(at > 0 && at < baked.indexOf('\nint main(int argc, char **argv)\n'), 'the plan comes before main()')
-  const main = plain.indexOf('\nint main(int argc, char **argv)\n')
+  t.ok(at > 0 && at < baked.indexOf('\nstatic __attribute__((noinline)) void decide(struct run *r)\n'), 'the plan comes before decide()')
+  const main = plain.indexOf(BAKE_BEFORE)
   t.equal(baked.slice(0, main) + baked.slice(main + baked.length - plain.length), plain, 'nothing else changes')
   t.match(baked, /BAKED_LOADER\[\] = "\/run\/host\/lib\/ld \\"x\\"\.so"/, 'the strings through the emitter')
   t.match(baked, /p->argv0 = 1;/)
+  // It is C the shim's flags accept (-Werror: baked_plan() used, nothing left unused).
+  const dir = await mkdtemp(join(tmpdir(), 'hostshim-baked-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const built = await compileShim(await loadZig(), ARCHES.x86_64, baked, dir, undefined, 'chainload')
+  t.ok(built.binary.length > 0, 'zig compiles it')
 })
