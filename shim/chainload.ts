@@ -372,8 +372,8 @@ static int chainload(int fd, unsigned long size, char **args, char **env, const 
 	close(fd);
 	{
 		/*
-		 * Not in place: the vector goes below this frame, on the real
-		 * stack, for glibc finds the main thread's stack from
+		 * In place, or (spare) copied below this frame: on the real
+		 * stack either way, for glibc finds the main thread's stack from
 		 * __libc_stack_end. Everything it points to (the caller's
 		 * strings, the shim's buffers) stays.
 		 */

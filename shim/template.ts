@@ -78,6 +78,9 @@ export interface BakedPlan {
   readonly argv0: boolean
 }
 
+/** Where renderBakedShim() writes the plan in: before the comment on struct run, which decide() fills. */
+export const BAKE_BEFORE = '\n/*\n * What main() runs, as decide() found it'
+
 /**
  * For `npm run bench` only, never for a user: the shim of `config` with
  * `plan` written into it in place of the plan cache. It checks nothing (no
@@ -85,9 +88,6 @@ export interface BakedPlan {
  * least a launch of this design can cost, the row the cache hit is measured
  * against. Mode detection (section 1) stays, as in every launch.
  */
-/** Where renderBakedShim() writes the plan in: before the comment on struct run, which decide() fills. */
-export const BAKE_BEFORE = '\n/*\n * What main() runs, as decide() found it'
-
 export function renderBakedShim(config: ShimConfig, arch: Arch, plan: BakedPlan): string {
   const source = renderShim(config, arch)
   const at = source.indexOf(BAKE_BEFORE)
@@ -286,7 +286,7 @@ static int spend(long units)
  * machine one fault costs about as much as ten of the shim's syscalls. So
  * the shim's working memory is three objects, laid out so that a launch
  * touches few pages of them: the small state, an arena used as a stack,
- * and the buffers that only a computed plan uses. A buffer is taken
+ * and the buffers that a launch which finds its plan leaves alone. A buffer is taken
  * at the arena's top with all the room it may need and, once filled, keeps
  * only what it holds (keep()), so that the next one starts right after it
  * instead of a page further on; a caller gives back what it kept by setting
@@ -327,7 +327,7 @@ static struct {
  * buffer overrun past its end.
  */
 static char arena[ARENA] __attribute__((section(".bss.~0arena"), aligned(KEEP_ALIGN)));
-/* The buffers only a computed plan uses. */
+/* The buffers a launch that finds its plan leaves alone (but for its debug output or an error's line). */
 static struct {
 	/* What resolve() has learnt of directories and links: see there. */
 	struct {
