@@ -86,19 +86,22 @@ export const CHAINLOAD_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sy
 
 /**
  * The chainload shim's layout (zig's linker, lld, for every target), written
- * as shim.ld next to shim.c. It saves two of a launch's page faults. lld's
- * own layout gives the headers and read-only data a page of their own
- * before the code (one fault more); here the read-only data is in the code's
- * section and the headers' segment ends on the code's first page, which the
- * kernel maps again, executable, with the code: one mapping, one fault for
- * all of it. And the shim's big buffers (sections .bss.~RANKNAME, see
- * the arena in shim/template.ts) go after musl's globals, so that what every
- * launch writes (the data, musl's globals, the shim's small state and its
- * arena's first KiB) lies on two pages, not three. Only chainload shims:
- * they are static PIEs, linked at 0; an exec shim is linked at a fixed
- * address, which this script would have to know per architecture.
+ * as shim.ld next to shim.c. It saves page faults. The file starts with the
+ * headers and the few bytes of data; in memory the bss follows them on the
+ * same page, so that the first page holds all that a launch that finds its
+ * plan writes: the relocations, musl's globals, the shim's small state and
+ * its arena's first KiB (the kernel zeroes that page's tail during execve
+ * anyway: one fault for all of it, whatever the code's size). The shim's big
+ * buffers (sections .bss.~RANKNAME, see the arena in shim/template.ts) go
+ * after the rest. The code and read-only data come last, in one section,
+ * mapped from the file's next bytes at an address past the bss: one mapping,
+ * one fault (the kernel maps the pages around it too). lld's own layout
+ * gives the headers and read-only data a page of their own before the code,
+ * and the data a page after it: two faults more. Only chainload shims: they
+ * are static PIEs, linked at 0; an exec shim is linked at a fixed address,
+ * which this script would have to know per architecture.
  */
-export const CHAINLOAD_LINKER_SCRIPT = `SECTIONS {
+const DATA_FIRST = `SECTIONS {
   . = SIZEOF_HEADERS;
   .note.hostshim : { *(.note.hostshim) }
   .dynsym : { *(.dynsym) }
@@ -106,7 +109,35 @@ export const CHAINLOAD_LINKER_SCRIPT = `SECTIONS {
   .dynstr : { *(.dynstr) }
   .rela.dyn : { *(.rela.dyn) }
   .rel.dyn : { *(.rel.dyn) }
+  .data : { *(.data .data.*) }
+  .dynamic : { *(.dynamic) }
+  .got : { *(.got) }
+  .got.plt : { *(.got.plt) }
+  .sdata : { *(.sdata .sdata.*) }
+  hostshim_file_data_end = .;
+  .bss : { *(.sbss .sbss.*) *(.bss .bss.[!~]*) *(COMMON) *(SORT_BY_NAME(.bss.~*)) }
+  . = ALIGN(CONSTANT(MAXPAGESIZE)) + (hostshim_file_data_end & (CONSTANT(MAXPAGESIZE) - 1));
   .ARM.exidx : { *(.ARM.exidx .ARM.exidx.*) }
+  .text : { *(.rodata .rodata.* .srodata .srodata.*) *(.text .text.*) }
+  .init : { KEEP(*(.init)) }
+  .fini : { KEEP(*(.fini)) }
+}
+`
+
+/**
+ * ppc64le: musl's start-up finds _DYNAMIC from a 32-bit distance it reads
+ * unsigned, so _DYNAMIC below the code lands 4 GiB off. There the data
+ * stays after the code: the headers' segment ends on the code's first page
+ * (one mapping with the code), and the data and bss follow the code.
+ */
+const CODE_FIRST = `SECTIONS {
+  . = SIZEOF_HEADERS;
+  .note.hostshim : { *(.note.hostshim) }
+  .dynsym : { *(.dynsym) }
+  .hash : { *(.hash) }
+  .dynstr : { *(.dynstr) }
+  .rela.dyn : { *(.rela.dyn) }
+  .rel.dyn : { *(.rel.dyn) }
   .text : { *(.rodata .rodata.* .srodata .srodata.*) *(.text .text.*) }
   .init : { KEEP(*(.init)) }
   .fini : { KEEP(*(.fini)) }
@@ -121,15 +152,20 @@ export const CHAINLOAD_LINKER_SCRIPT = `SECTIONS {
 }
 `
 
+/** The linker script of a chainload shim for arch (shim.ld). */
+export function chainloadLinkerScript(arch: Arch): string {
+  return arch.name === 'ppc64le' ? CODE_FIRST : DATA_FIRST
+}
+
 export function compileArgs(arch: Arch, source: string, output: string, mode: ShimMode = 'exec'): string[] {
   const modeFlags = mode === 'chainload' ? CHAINLOAD_CFLAGS : []
   return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...modeFlags, '-o', output, source]
 }
 
 /** What zig reads besides compileArgs(): the source as shim.c, and in chainload mode shim.ld. */
-export async function writeZigInputs(work: string, source: string, mode: ShimMode): Promise<void> {
+export async function writeZigInputs(work: string, source: string, mode: ShimMode, arch: Arch): Promise<void> {
   await writeFile(join(work, 'shim.c'), source)
-  if (mode === 'chainload') await writeFile(join(work, 'shim.ld'), CHAINLOAD_LINKER_SCRIPT)
+  if (mode === 'chainload') await writeFile(join(work, 'shim.ld'), chainloadLinkerScript(arch))
 }
 
 function run(file: string, args: readonly string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
@@ -335,7 +371,7 @@ export function cacheKey(toolchain: Toolchain, arch: Arch, source: string, mode:
           zig: toolchain.version,
           args: compileArgs(arch, 'shim.c', 'shim', mode),
           strip: STRIP_VERSION,
-          ...(mode === 'chainload' ? { script: CHAINLOAD_LINKER_SCRIPT } : {}),
+          ...(mode === 'chainload' ? { script: chainloadLinkerScript(arch) } : {}),
         }
   return createHash('sha256').update(JSON.stringify(inputs)).update('\0').update(source).digest('hex')
 }
@@ -384,7 +420,7 @@ export async function compileShim(
   const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
   try {
     if (toolchain.kind === 'cc') await writeFile(join(work, 'shim.c'), source)
-    else await writeZigInputs(work, source, mode)
+    else await writeZigInputs(work, source, mode, arch)
     try {
       await run(toolchain.path, args, work, toolchain.kind === 'cc' ? undefined : zigEnv(work))
     } catch (error) {

@@ -392,9 +392,24 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 		facts_of(&now, st_run);
 		if (now.dev == run_w->dev && now.ino == run_w->ino && now.size == run_w->size && now.mtime == run_w->mtime &&
 		    now.ctime == run_w->ctime && now.mode == run_w->mode && S_ISREG(now.mode)) {
+			/*
+			 * Keep the plan's strings (target, loader and library path,
+			 * one after the other in the file), moved down over the
+			 * path: the rest of the file is read and checked, and what
+			 * comes next (the loader's headers) is written over it. A
+			 * hit then writes one stretch of the arena, not two, and
+			 * stays on the page of the shim's data (shim.ld).
+			 */
+			size_t loader_at = (size_t)(p->loader - p->target), lp_at = (size_t)(p->lp - p->target);
+			size_t keep_n = lp_at + h->lp_len + 1;
+
+			/* The head is overwritten: nothing is read from it after this. */
+			memmove(path, p->target, keep_n);
+			p->target = path;
+			p->loader = path + loader_at;
+			p->lp = path + lp_at;
+			keep(keep_n);
 			plan_why = "cached";
-			/* Keep the file's bytes: the plan's strings are in them. */
-			m.top += (size_t)(buf - path) + (((size_t)n + KEEP_ALIGN - 1) & -(size_t)KEEP_ALIGN);
 			return fd;
 		}
 	}
