@@ -1166,9 +1166,16 @@ export function planCacheVerdict(config: ShimConfig, arch: Arch, view: HostView,
   // The file to run is checked last, once: the shim opens it and checks the open file against its last lstat witness.
   const run = plan.direct ? plan.target : plan.loader
   let runWitness: PlanWitness | null = null
+  // Directories on the way to the file to run are checked after the others: the shim's open of that
+  // file (no link on its path) shows them all still directories, or it checks them one by one.
+  const onWay = (w: PlanWitness) =>
+    !w.follow && w.err === 0 && w.mode === S_IFDIR && w.path.length < run.length && run.startsWith(`${w.path}/`)
   for (const w of plan.witnesses) {
     if (!w.follow && w.path === run) runWitness = w
-    else if (!holds(w)) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
+    else if (!onWay(w) && !holds(w)) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
+  }
+  for (const w of plan.witnesses) {
+    if (onWay(w) && !(!w.follow && w.path === run) && !holds(w)) return { reason: `${PLAN_REASONS.changed}: ${jsString(w.path)}` }
   }
   // Opened, it must be a regular file with the facts its witness recorded (never an error's).
   const isRegular = (w: PlanWitness) => w.err === 0 && (w.mode & 0o170000) === 0o100000
@@ -1183,18 +1190,21 @@ function witnessHolds(view: HostView, root: string, w: PlanWitness): boolean {
   const hostPath = w.path.slice(root.length).replace(/(?<=.)\/$/, '')
   const st = w.follow ? view.stat(hostPath) : view.lstat(hostPath)
   if (isHostErr(st)) return w.err === ERRNO_NUMBERS[st.errno]
-  // A directory is its identity only: what is in it has witnesses of its own.
-  const dir = st.kind === 'dir'
+  // A directory is its type only: what the walk finds in it has witnesses of its own.
+  if (st.kind === 'dir') return w.err === 0 && w.mode === S_IFDIR && w.dev === 0n && w.ino === 0n && w.size === 0n && w.mtimeNs === 0n && w.ctimeNs === 0n
   return (
     w.err === 0 &&
     w.dev === st.dev &&
     w.ino === st.ino &&
     w.mode === (st.mode ?? 0) &&
-    w.size === (dir ? 0n : BigInt(st.size)) &&
-    w.mtimeNs === (dir ? 0n : (st.mtimeNs ?? 0n)) &&
-    w.ctimeNs === (dir ? 0n : (st.ctimeNs ?? 0n))
+    w.size === BigInt(st.size) &&
+    w.mtimeNs === (st.mtimeNs ?? 0n) &&
+    w.ctimeNs === (st.ctimeNs ?? 0n)
   )
 }
+
+/** st_mode's file type of a directory: all a directory witness records. */
+const S_IFDIR = 0o040000
 
 /** The run a kept plan makes (section 7's argv, from the file's strings). */
 function cachedRun(plan: PlanCacheFile, argv: readonly string[]): RawRun {

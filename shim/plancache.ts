@@ -98,18 +98,21 @@ static unsigned long long ns_of(const struct timespec *ts)
 }
 
 /*
- * A directory's identity is all a walk asks of it: replaced, or turned into
- * a link, it is another inode or another type. What is in it changes with
- * every file installed next to the one that matters, and the one that
- * matters is a witness of its own.
+ * A directory is its type only: all a walk asks of it is that it is a
+ * directory, not a link (replaced by another directory, what the walk finds
+ * in it has witnesses of its own; made unsearchable, their lstat()s fail).
+ * What is in it changes with every file installed next to the one that
+ * matters, and the one that matters is a witness of its own.
  */
 static void facts_of(struct plan_wit *w, const struct stat *st)
 {
+	if (S_ISDIR(st->st_mode)) {
+		w->mode = S_IFDIR;
+		return;
+	}
 	w->dev = (unsigned long long)st->st_dev;
 	w->ino = (unsigned long long)st->st_ino;
 	w->mode = (unsigned int)st->st_mode;
-	if (S_ISDIR(st->st_mode))
-		return;
 	w->size = (unsigned long long)st->st_size;
 	w->mtime = ns_of(&st->st_mtim);
 	w->ctime = ns_of(&st->st_ctim);
@@ -297,6 +300,38 @@ static void plan_changed(const char *path, size_t len)
 	plan_why = pc.why;
 }
 
+/* Whether a witness no longer holds: the same call now gives other facts, or fails otherwise. Says which. */
+static int wit_changed(const struct plan_wit *w, const char *wpath)
+{
+	struct plan_wit now;
+	struct stat st;
+
+	memset(&now, 0, sizeof(now));
+	if (fstatat(AT_FDCWD, wpath, &st, w->flags & WIT_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+		now.err = (unsigned int)errno;
+	else
+		facts_of(&now, &st);
+	if (now.err == w->err && now.dev == w->dev && now.ino == w->ino && now.size == w->size && now.mtime == w->mtime &&
+	    now.ctime == w->ctime && now.mode == w->mode)
+		return 0;
+	plan_changed(wpath, w->path_len);
+	return 1;
+}
+
+#ifndef SYS_openat2
+#define SYS_openat2 437	/* the same number on every architecture */
+#endif
+_Static_assert(MAX_WIT <= 64, "one bit per witness in plan_load()");
+
+/* path opened with no symbolic link on the way, the last component included; -1 where the kernel cannot say. */
+static int open_no_links(const char *path)
+{
+	/* struct open_how: flags, mode, resolve (RESOLVE_NO_SYMLINKS) */
+	unsigned long long how[3] = { O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0, 0x04 };
+
+	return (int)syscall(SYS_openat2, AT_FDCWD, path, how, sizeof(how));
+}
+
 /*
  * Use the kept plan when every witness still holds. Returns the file to
  * run (the loader, or the target when it runs directly), opened and its
@@ -311,8 +346,9 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 	const struct plan_head *h;
 	const struct plan_wit *w, *run_w = 0;
 	const char *wpath, *run;
+	unsigned long long on_way = 0;	/* witnesses that are directories on the way to run */
 	struct stat st;
-	size_t dir_len;
+	size_t dir_len, run_len;
 	ssize_t n;
 	unsigned int i;
 	int fd;
@@ -357,34 +393,41 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 	 * below, and the open file's fstat() is checked against its witness.
 	 */
 	run = p->direct ? p->target : p->loader;
+	run_len = strlen(run);
 	wpath = p->lp + h->lp_len + 1 + h->origin_len + 1;
 	for (i = 0; i < h->n_wit; i++, wpath += w[i - 1].path_len + 1) {
-		struct plan_wit now;
-		int r;
-
 		if (!(w[i].flags & WIT_FOLLOW) && !strcmp(wpath, run)) {
 			run_w = &w[i];
 			continue;
 		}
-		r = fstatat(AT_FDCWD, wpath, &st, w[i].flags & WIT_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW);
-
-		memset(&now, 0, sizeof(now));
-		if (r < 0)
-			now.err = (unsigned int)errno;
-		else
-			facts_of(&now, &st);
-		if (now.err != w[i].err || now.dev != w[i].dev || now.ino != w[i].ino || now.size != w[i].size ||
-		    now.mtime != w[i].mtime || now.ctime != w[i].ctime || now.mode != w[i].mode) {
-			plan_changed(wpath, w[i].path_len);
-			return -1;
+		/* A directory on the way to the file to run: its open below tells, see there. */
+		if (!(w[i].flags & WIT_FOLLOW) && !w[i].err && w[i].mode == S_IFDIR && w[i].path_len < run_len &&
+		    run[w[i].path_len] == '/' && !memcmp(wpath, run, w[i].path_len)) {
+			on_way |= 1ull << i;
+			continue;
 		}
+		if (wit_changed(&w[i], wpath))
+			return -1;
 	}
 	/*
 	 * The file to run is its last lstat's witness: opened without following
 	 * a link (a link or a missing file fails, as its lstat() would differ),
-	 * it must be that very file.
+	 * it must be that very file. Opened with no link anywhere on its path
+	 * (openat2, Linux 5.6), it also shows every directory on the way still a
+	 * directory, which is all those witnesses say: their lstat()s are
+	 * skipped. Any failure (an older kernel, a seccomp filter, a link such
+	 * as a linked HOST_ROOT, a missing file) checks them one by one, so the
+	 * answer never depends on which way it went.
 	 */
-	fd = run_w ? openat(AT_FDCWD, run, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
+	fd = run_w ? open_no_links(run) : -1;
+	if (fd < 0 && on_way) {
+		wpath = p->lp + h->lp_len + 1 + h->origin_len + 1;
+		for (i = 0; i < h->n_wit; i++, wpath += w[i - 1].path_len + 1)
+			if (on_way >> i & 1 && wit_changed(&w[i], wpath))
+				return -1;
+	}
+	if (fd < 0 && run_w)
+		fd = openat(AT_FDCWD, run, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd >= 0 && !fstat(fd, st_run)) {
 		struct plan_wit now;
 
@@ -415,7 +458,7 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 	}
 	if (fd >= 0)
 		close(fd);
-	plan_changed(run, strlen(run));
+	plan_changed(run, run_len);
 	return -1;
 }
 

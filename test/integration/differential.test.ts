@@ -20,7 +20,7 @@
 // (PINNED below), so the mix the suite asserts (each kind of failure, runs
 // through the loader, static targets, host mode) holds for any seed.
 
-import { copyFileSync, cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, unlinkSync, readlinkSync, writeFileSync, existsSync } from 'node:fs'
+import { copyFileSync, cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, readlinkSync, writeFileSync, existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import t from 'tap'
 import { shimConfigOf, type ShimConfig, type ShimMode } from '../../launcher/config.js'
@@ -263,6 +263,22 @@ function targetOf(plan: Plan & { ok: true }): string {
   return plan.argv[plan.argv.indexOf('--library-path') + 2] as string
 }
 
+const S_IFDIR = 0o040000
+
+/**
+ * The directories a kept plan records on the way to its file to run, below
+ * the root: the shim's open of that file (no link on the way) stands for
+ * their lstat()s (shim/README.md, section 10).
+ */
+function onWayDirs(file: Buffer): string[] {
+  const kept = parsePlanCache(file, ARCHES.x86_64)
+  if (kept === null) return []
+  const run = kept.direct ? kept.target : kept.loader
+  return kept.witnesses
+    .filter((w) => !w.follow && !w.caller && w.err === 0 && w.mode === S_IFDIR && run.startsWith(`${w.path}/`) && w.path.startsWith(`${HOST_ROOT}/`))
+    .map((w) => w.path)
+}
+
 const MUTATIONS: readonly Mutation[] = [
   {
     name: 'replace the target',
@@ -291,6 +307,36 @@ const MUTATIONS: readonly Mutation[] = [
       unlinkSync(at)
       symlinkSync(text, at)
       return link.path
+    },
+  },
+  {
+    name: 'a directory on the way to the file to run becomes a link to itself, moved',
+    keeps: false,
+    apply: (tree, _plan, file) => {
+      const dir = onWayDirs(file)[0]
+      if (dir === undefined) return null
+      const at = join(tree, hostPathOf(dir))
+      renameSync(at, `${at}.moved`)
+      symlinkSync(`${basename(at)}.moved`, at)
+      return dir
+    },
+  },
+  {
+    name: 'a directory on the way replaced by a new one, its entries moved into it',
+    keeps: true,
+    apply: (tree, _plan, file) => {
+      // Moving an entry changes its ctime: only a directory whose witnessed entries are all directories
+      // (recorded by their type alone) keeps the plan.
+      const kept = parsePlanCache(file, ARCHES.x86_64)
+      const dir = onWayDirs(file).find((d) => kept?.witnesses.every((w) => dirname(w.path) !== d || w.mode === S_IFDIR))
+      if (dir === undefined) return null
+      const at = join(tree, hostPathOf(dir))
+      const mode = lstatSync(at).mode & 0o7777
+      renameSync(at, `${at}.old`)
+      mkdirSync(at, { mode })
+      for (const entry of readdirSync(`${at}.old`)) renameSync(join(`${at}.old`, entry), join(at, entry))
+      rmdirSync(`${at}.old`)
+      return dir
     },
   },
   {

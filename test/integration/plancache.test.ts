@@ -78,6 +78,35 @@ for (const mode of MODES) {
       t.same(second.stderr.toString('latin1').split('\n').slice(2), first.stderr.toString('latin1').split('\n').slice(2))
     })
 
+    t.test('a hit opens the file to run with no link on its path, and lstats none of the directories on the way', async (t) => {
+      const rt = runtimeDir()
+      t.equal(run(rt).plan, 'computed (no cache file)')
+      const kept = parsePlanCache(readFileSync(file(rt)), ARCHES.x86_64)
+      if (kept === null) throw new Error('no plan kept')
+      const runPath = kept.direct ? kept.target : kept.loader
+      const onWay = kept.witnesses.filter((w) => !w.follow && w.mode === 0o040000 && runPath.startsWith(`${w.path}/`))
+      t.ok(onWay.length >= 2, `directories on the way to ${runPath}: ${onWay.map((w) => w.path).join(' ')}`)
+      const hit = runShim({
+        root,
+        tree: '/',
+        shim,
+        at: AT,
+        argv: [AT],
+        env: { ...debugEnv(), XDG_RUNTIME_DIR: RT },
+        binds: [[rt, RT, 'rw']],
+        trace: join(scratch, `trace-hit-${mode}`),
+        mode,
+      })
+      t.equal(hit.stderr.toString('latin1').split('\n')[1], 'env: plan: cached')
+      const calls = hit.calls ?? []
+      const looked = new Set(calls.filter((c) => /stat/.test(c.call)).map((c) => c.path))
+      for (const w of onWay) t.notOk(looked.has(w.path), `not lstat'ed: ${w.path}`)
+      const others = kept.witnesses.filter((w) => !onWay.includes(w) && w.path !== runPath)
+      t.ok(others.length > 0)
+      for (const w of others) t.ok(looked.has(w.path), `still checked: ${w.path}`)
+      t.ok(calls.some((c) => c.call === 'openat2' && c.path === runPath), `openat2 of ${runPath}`)
+    })
+
     t.test('no XDG_RUNTIME_DIR: no cache', async (t) => {
       const r = run(null)
       t.equal(r.plan, 'computed (no XDG_RUNTIME_DIR)')

@@ -97,7 +97,8 @@ function joinAt(dir: string | undefined, rel: string): string {
  */
 export function shimCalls(trace: string, shimPath: string, mode: ShimMode = 'exec'): { calls: FileCall[]; execPath?: string; entered?: string } | undefined {
   const parsed = trace.split('\n').flatMap((line): FileCall[] => {
-    const m = /^(\w+)\((?:AT_FDCWD, |-?\d+(?:<((?:[^>\\]|\\.)*)>)?, )?"((?:[^"\\]|\\.)*)"/.exec(line)
+    // strace -y names AT_FDCWD's directory too for some calls (openat2): AT_FDCWD</>.
+    const m = /^(\w+)\((?:AT_FDCWD(?:<(?:[^>\\]|\\.)*>)?, |-?\d+(?:<((?:[^>\\]|\\.)*)>)?, )?"((?:[^"\\]|\\.)*)"/.exec(line)
     if (m) {
       const dir = m[2] === undefined ? undefined : unquote(m[2])
       return [{ call: m[1] as string, path: joinAt(dir, unquote(m[3] as string)) }]
