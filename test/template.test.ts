@@ -57,7 +57,7 @@ t.test('user text never lands in a comment, a # line or an identifier', async (t
   const directives = source.split('\n').filter((line) => /^\s*#/.test(line))
   t.ok(directives.length > 5)
   for (const line of directives) {
-    t.match(line, /^\s*#\s*(define [A-Z_][A-Z0-9_]*( \(?(0x[0-9a-fA-F]+|[0-9]+)[UL]*( << [0-9]+)?\)?)?(\s+\/\*[^*]*\*\/)?|include <[a-z0-9_/]+\.h>|(el)?if !?(defined\()?[A-Z_0-9]+\)?|ifn?def [A-Z_0-9]+|ifdef SYS_[a-z_0-9]+|else|endif)$/, line)
+    t.match(line, /^\s*#\s*(define ([A-Z_][A-Z0-9_]*|SYS_[a-z0-9_]+)( \(?(0x[0-9a-fA-F]+|[0-9]+)[UL]*( << [0-9]+)?\)?)?(\s+\/\*[^*]*\*\/)?|include <[a-z0-9_/]+\.h>|(el)?if !?(defined\()?[A-Z_0-9]+\)?|ifn?def [A-Z_0-9]+|ifn?def SYS_[a-z_0-9]+|else|endif)$/, line)
   }
   // Comments hold none of the config's strings.
   const comments = cComments(source)
