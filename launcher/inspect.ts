@@ -57,7 +57,8 @@ export function inspectFile(bytes: Uint8Array, file: string, realPath: string = 
     glibcVersions: glibcVersionsRequired(elf),
     versionsRequired: elf.versionsRequired,
     shim,
-    shimMode: shim ? (elf.typeName === 'DYN' ? 'chainload' : 'exec') : null,
+    // Older marks have no mode: then only chainload shims were static PIEs.
+    shimMode: shim ? (shim.mode ?? (elf.typeName === 'DYN' ? 'chainload' : 'exec')) : null,
     targetHere: shim ? originTarget(shim.target, realPath) : null,
     warnings: elf.warnings,
   }

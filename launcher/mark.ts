@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto'
 import type { Arch } from './arch.js'
-import { shimConfigOf, type ShimConfig } from './config.js'
+import { shimConfigOf, type ShimConfig, type ShimMode } from './config.js'
 import { findNote, isElf, parseElf } from './elf.js'
 import { VERSION } from './version.js'
 
@@ -20,6 +20,11 @@ export interface ShimMark {
   readonly hostRoot: string
   /** sha256 of the canonical JSON of the baked-in config */
   readonly config: string
+  /**
+   * how it starts the host loader. Absent from older marks: their chainload
+   * shims alone were static PIEs, and inspect tells them apart by that.
+   */
+  readonly mode?: ShimMode
 }
 
 export function configHash(config: ShimConfig): string {
@@ -34,6 +39,7 @@ export function shimMark(config: ShimConfig, arch: Arch): ShimMark {
     target: config.target,
     hostRoot: config.hostRoot,
     config: configHash(config),
+    mode: config.mode === 'chainload' ? 'chainload' : 'exec',
   }
 }
 
@@ -43,6 +49,11 @@ export function parseMark(desc: Uint8Array): ShimMark | null {
   try {
     const value = JSON.parse(text) as Partial<ShimMark>
     if (typeof value.hostshim !== 'string' || typeof value.target !== 'string' || typeof value.config !== 'string') return null
+    // A mode this version does not know is left out, not taken for one.
+    if (value.mode !== undefined && value.mode !== 'exec' && value.mode !== 'chainload') {
+      const { mode: _unknown, ...rest } = value
+      return rest as ShimMark
+    }
     return value as ShimMark
   } catch {
     return null

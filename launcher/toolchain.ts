@@ -76,16 +76,19 @@ export const CFLAGS = [
 ] as const
 
 /**
- * Added in chainload mode. -fPIE with -static makes zig link a static PIE
- * (zig cc has no -static-pie): the shim stays mapped under the program, so
- * it must sit wherever the kernel puts it, never on the fixed addresses of a
- * non-PIE program. musl's static-PIE start-up applies no RELRO and looks up
- * no symbols, so the RELRO segment and the GNU hash table are dead weight.
+ * -fPIE with -static makes zig link a static PIE (zig cc has no
+ * -static-pie). A chainload shim must be one: it stays mapped under the
+ * program, so it must sit wherever the kernel puts it, never on the fixed
+ * addresses of a non-PIE program. An exec shim is one too, for its layout
+ * (shim.ld, below): five page faults fewer a launch than lld's layout at a
+ * fixed address, for 0.6 KiB of musl's self-relocation. musl's static-PIE
+ * start-up applies no RELRO and looks up no symbols, so the RELRO segment
+ * and the GNU hash table are dead weight.
  */
-export const CHAINLOAD_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sysv', '-Wl,-T,shim.ld'] as const
+export const PIE_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sysv', '-Wl,-T,shim.ld'] as const
 
 /**
- * The chainload shim's layout (zig's linker, lld, for every target), written
+ * A shim's layout (zig's linker, lld, for every target), written
  * as shim.ld next to shim.c. It saves page faults. The file starts with the
  * headers and the few bytes of data; in memory the bss follows them on the
  * same page, so that the first page holds all that a launch that finds its
@@ -97,9 +100,9 @@ export const CHAINLOAD_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sy
  * mapped from the file's next bytes at an address past the bss: one mapping,
  * one fault (the kernel maps the pages around it too). lld's own layout
  * gives the headers and read-only data a page of their own before the code,
- * and the data a page after it: two faults more. Only chainload shims: they
- * are static PIEs, linked at 0; an exec shim is linked at a fixed address,
- * which this script would have to know per architecture.
+ * and the data a page after it: two faults more in chainload mode, and in
+ * exec mode (a static program at a fixed address, its arena over more
+ * pages) five. Shims of both modes are static PIEs, linked at 0.
  */
 const DATA_FIRST = `SECTIONS {
   . = SIZEOF_HEADERS;
@@ -152,20 +155,20 @@ const CODE_FIRST = `SECTIONS {
 }
 `
 
-/** The linker script of a chainload shim for arch (shim.ld). */
-export function chainloadLinkerScript(arch: Arch): string {
+/** The linker script of a shim for arch (shim.ld). */
+export function linkerScript(arch: Arch): string {
   return arch.name === 'ppc64le' ? CODE_FIRST : DATA_FIRST
 }
 
-export function compileArgs(arch: Arch, source: string, output: string, mode: ShimMode = 'exec'): string[] {
-  const modeFlags = mode === 'chainload' ? CHAINLOAD_CFLAGS : []
-  return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...modeFlags, '-o', output, source]
+/** zig's arguments for a shim, in either mode: a static PIE laid out by shim.ld. */
+export function compileArgs(arch: Arch, source: string, output: string): string[] {
+  return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...PIE_CFLAGS, '-o', output, source]
 }
 
-/** What zig reads besides compileArgs(): the source as shim.c, and in chainload mode shim.ld. */
-export async function writeZigInputs(work: string, source: string, mode: ShimMode, arch: Arch): Promise<void> {
+/** What zig reads besides compileArgs(): the source as shim.c, and shim.ld. */
+export async function writeZigInputs(work: string, source: string, arch: Arch): Promise<void> {
   await writeFile(join(work, 'shim.c'), source)
-  if (mode === 'chainload') await writeFile(join(work, 'shim.ld'), chainloadLinkerScript(arch))
+  await writeFile(join(work, 'shim.ld'), linkerScript(arch))
 }
 
 function run(file: string, args: readonly string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
@@ -261,7 +264,7 @@ export const CC_STATIC_FLAGS: Readonly<Record<ShimMode, readonly string[]>> = {
   chainload: ['-fPIE', '-static-pie'],
 }
 
-/** zig's size flags (CFLAGS, CHAINLOAD_CFLAGS), each used only where a probe shows the compiler takes it. */
+/** zig's size flags (CFLAGS, PIE_CFLAGS), each used only where a probe shows the compiler takes it. */
 export const CC_SIZE_FLAGS = [
   '-Os',
   '-s',
@@ -369,9 +372,9 @@ export function cacheKey(toolchain: Toolchain, arch: Arch, source: string, mode:
         }
       : {
           zig: toolchain.version,
-          args: compileArgs(arch, 'shim.c', 'shim', mode),
+          args: compileArgs(arch, 'shim.c', 'shim'),
           strip: STRIP_VERSION,
-          ...(mode === 'chainload' ? { script: chainloadLinkerScript(arch) } : {}),
+          script: linkerScript(arch),
         }
   return createHash('sha256').update(JSON.stringify(inputs)).update('\0').update(source).digest('hex')
 }
@@ -414,13 +417,13 @@ export async function compileShim(
     }
     args = ccArgs(toolchain, profile, 'shim.c', 'shim')
   } else {
-    args = compileArgs(arch, 'shim.c', 'shim', mode)
+    args = compileArgs(arch, 'shim.c', 'shim')
   }
   onCompile?.(arch)
   const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
   try {
     if (toolchain.kind === 'cc') await writeFile(join(work, 'shim.c'), source)
-    else await writeZigInputs(work, source, mode, arch)
+    else await writeZigInputs(work, source, arch)
     try {
       await run(toolchain.path, args, work, toolchain.kind === 'cc' ? undefined : zigEnv(work))
     } catch (error) {

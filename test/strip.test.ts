@@ -374,8 +374,8 @@ function run(file: string, args: readonly string[], cwd: string): Promise<void> 
 async function compileUnstripped(zig: Zig, arch: Arch, mode: ShimMode, dir: string): Promise<Buffer> {
   const shim = shimConfigOf(validateConfig({ name: 'toolbox', target: TARGET, arch: arch.name, mode }))
   await mkdir(dir, { recursive: true })
-  await writeZigInputs(dir, renderShim(configForArch(shim, arch), arch), effectiveMode(shim, arch), arch)
-  await run(zig.path, compileArgs(arch, 'shim.c', 'shim', effectiveMode(shim, arch)), dir)
+  await writeZigInputs(dir, renderShim(configForArch(shim, arch), arch), arch)
+  await run(zig.path, compileArgs(arch, 'shim.c', 'shim'), dir)
   return readFile(join(dir, 'shim'))
 }
 

@@ -21,6 +21,7 @@ import { ARCHES } from '../../launcher/arch.js'
 import { validateConfig, type ShimMode } from '../../launcher/config.js'
 import { parseElf } from '../../launcher/elf.js'
 import { generate } from '../../launcher/generate.js'
+import { markOf } from '../../launcher/mark.js'
 import { nodeHostView } from '../../launcher/hostview.js'
 import type { InstallResult } from '../../launcher/install.js'
 import { planShim, toHostBytes } from '../../launcher/plan.js'
@@ -134,7 +135,9 @@ for (const shimMode of MODES) {
           const shimBits = (await stat(join(dir, 'usr/bin/prog'))).mode & 0o7777
           t.equal(shimBits, mode & 0o777, `program mode ${mode.toString(8).padStart(4, '0')}: the shim's is ${shimBits.toString(8).padStart(4, '0')}, no special bits`)
           t.equal((JSON.parse(r.stdout) as InstallResult).mode, `0${(mode & 0o777).toString(8)}`)
-          t.equal(parseElf(await readFile(join(dir, 'usr/bin/prog'))).typeName, shimMode === 'chainload' ? 'DYN' : 'EXEC', `the shim is built in ${shimMode} mode (its ELF type)`)
+          const installed = await readFile(join(dir, 'usr/bin/prog'))
+          t.equal(parseElf(installed).typeName, 'DYN', 'a static PIE, as every zig-built shim')
+          t.equal(markOf(installed)?.mode, shimMode, `the shim is built in ${shimMode} mode (its mark)`)
         }
         for (const mode of [0o4755, 0o2755, 0o6755]) {
           const dir = await destdir(mode)
