@@ -3,6 +3,7 @@
 // recognise its own shims, and the config hash tells two configs apart.
 
 import { createHash } from 'node:crypto'
+import { effectiveMode } from '../shim/chainload.js'
 import type { Arch } from './arch.js'
 import { shimConfigOf, type ShimConfig, type ShimMode } from './config.js'
 import { findNote, isElf, parseElf } from './elf.js'
@@ -39,7 +40,7 @@ export function shimMark(config: ShimConfig, arch: Arch): ShimMark {
     target: config.target,
     hostRoot: config.hostRoot,
     config: configHash(config),
-    mode: config.mode === 'chainload' ? 'chainload' : 'exec',
+    mode: effectiveMode(config, arch),
   }
 }
 

@@ -81,7 +81,7 @@ export const CFLAGS = [
  * program, so it must sit wherever the kernel puts it, never on the fixed
  * addresses of a non-PIE program. An exec shim is one too, for its layout
  * (shim.ld, below): five page faults fewer a launch than lld's layout at a
- * fixed address, for 0.6 KiB of musl's self-relocation. musl's static-PIE
+ * fixed address, for 1.4 KiB of musl's self-relocation. musl's static-PIE
  * start-up applies no RELRO and looks up no symbols, so the RELRO segment
  * and the GNU hash table are dead weight.
  */

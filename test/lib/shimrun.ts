@@ -63,6 +63,8 @@ export interface ShimRun extends RunResult {
    * loader started (a failure, or an execve: see execPath).
    */
   readonly entered?: string
+  /** with `trace`: strace's text of the shim's process (in chainload mode, the loader's too) */
+  readonly trace?: string
 }
 
 export function debugEnv(): Record<string, string> {
@@ -151,8 +153,9 @@ export function runShim(opts: ShimRunOptions): ShimRun {
   const dir = join(opts.trace, '..')
   const base = opts.trace.slice(dir.length + 1)
   for (const f of readdirSync(dir).filter((f) => f.startsWith(`${base}.`))) {
-    const found = shimCalls(readFileSync(join(dir, f), 'latin1'), opts.at, opts.mode)
-    if (found) return { ...run, ...found }
+    const trace = readFileSync(join(dir, f), 'latin1')
+    const found = shimCalls(trace, opts.at, opts.mode)
+    if (found) return { ...run, ...found, trace }
   }
   throw new Error(`strace saw no execve of ${opts.at} (files ${opts.trace}.*)`)
 }
