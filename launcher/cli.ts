@@ -99,8 +99,8 @@ function examples(lines: readonly string[]): string {
 
 /**
  * Each compile that misses the cache says so on stderr, with the
- * architecture: zig's first build for a target also builds its C library
- * (musl, ~15 s). On a terminal the seconds count and the line ends with
+ * architecture: zig's first build for a target also builds its compiler
+ * runtime (compiler-rt, ~10 s). On a terminal the seconds count and the line ends with
  * "done"; to pipes and logs, one line per compile. Never on stdout; nothing
  * with --quiet or --json.
  */
@@ -115,7 +115,7 @@ function compileProgress(io: Io, quiet: boolean, toolchain: () => Toolchain | un
       line =
         used?.kind === 'cc'
           ? `hostshim: compiling the ${arch.name} shim with ${toolchainName(used)} (not cached)...`
-          : `hostshim: compiling the ${arch.name} shim with zig (not cached; the first build for a target also builds musl, ~15 s)...`
+          : `hostshim: compiling the ${arch.name} shim with zig (not cached; the first build for a target also builds compiler-rt, ~10 s)...`
       if (!io.isTTY) {
         io.stderr(`${line}\n`)
         return
@@ -416,9 +416,9 @@ ${examples([
       `
 The caches: hostshim's compiled shims ($HOSTSHIM_CACHE, default
 ~/.cache/hostshim), zig's own ($ZIG_GLOBAL_CACHE_DIR, default ~/.cache/zig:
-the C library of every target built, over 1 GB after all architectures), and
+the compiler runtime of every target built, and zig's record of each compile), and
 the shims' run-time plans ($XDG_RUNTIME_DIR/hostshim, when set). Cleared, the
-next build of a target takes ~15 s again. --clear refuses (exit 7, nothing
+next build of a target takes ~10 s again. --clear refuses (exit 7, nothing
 removed) a path that is "/", relative, the home directory or above it, or
 not a directory.
 ${examples(['hostshim cache', 'hostshim cache --clear', 'hostshim cache --json'])}`,

@@ -55,117 +55,124 @@ export function toolchainName(toolchain: Toolchain): string {
   return toolchain.kind === 'cc' ? toolchain.command.join(' ') : 'zig'
 }
 
-/** Flags for a small, static, warning-free shim. The target's come after. */
+/**
+ * Flags for a small, warning-free shim's object. The target's come first.
+ * -fPIE: every shim is a static PIE (below). HOSTSHIM_RUNTIME: the shim's
+ * own runtime in place of a C library (shim/runtime.ts).
+ */
 export const CFLAGS = [
   '-std=gnu11',
-  '-static',
+  '-DHOSTSHIM_RUNTIME',
   '-Os',
-  '-s',
   '-Wall',
   '-Wextra',
   '-Werror',
+  '-fPIE',
   '-fno-unwind-tables',
   '-fno-asynchronous-unwind-tables',
-  // Each helper once, not copied into its callers: 0.5 KiB less shim, and a
-  // call costs nothing next to the syscalls around it.
-  '-fno-inline-functions',
+  // A helper called from one place only is inlined there, and no other: a
+  // negative threshold leaves only the inliner's bonus for a static
+  // function's last call (0.4 KiB less shim than no inlining at all, whose
+  // calls cost nothing next to the system calls around them).
+  '-mllvm',
+  '-inline-threshold=-100',
   '-ffunction-sections',
   '-fdata-sections',
-  '-Wl,--gc-sections',
-  '-Wl,--build-id=none',
+  // A switch as compares, not a table: smaller at the shim's few cases.
+  '-fno-jump-tables',
 ] as const
 
 /**
- * -fPIE with -static makes zig link a static PIE (zig cc has no
- * -static-pie). A chainload shim must be one: it stays mapped under the
- * program, so it must sit wherever the kernel puts it, never on the fixed
- * addresses of a non-PIE program. An exec shim is one too, for its layout
- * (shim.ld, below): five page faults fewer a launch than lld's layout at a
- * fixed address, for 1.4 KiB of musl's self-relocation. musl's static-PIE
- * start-up applies no RELRO and looks up no symbols, so the RELRO segment
- * and the GNU hash table are dead weight.
+ * The link: static, no C library (the shim brings its own runtime,
+ * shim/runtime.ts: zig reads musl's headers for the compile, and links
+ * none of musl), unused sections dropped, laid out by shim.ld.
+ *
+ * -fPIE with -static makes zig link a position-independent program (zig cc
+ * has no -static-pie). A chainload shim must be one: it stays mapped under
+ * the program, so it must sit wherever the kernel puts it, never on the
+ * fixed addresses of a non-PIE program. An exec shim is one too, for its
+ * layout (shim.ld, below): five page faults fewer a launch than lld's layout
+ * at a fixed address.
  */
-export const PIE_CFLAGS = ['-fPIE', '-Wl,-z,norelro', '-Wl,--hash-style=sysv', '-Wl,-T,shim.ld'] as const
+export const LDFLAGS = ['-static', '-fPIE', '-nostdlib', '-s', '-Wl,--gc-sections', '-Wl,--build-id=none', '-Wl,-T,shim.ld'] as const
 
 /**
- * A shim's layout (zig's linker, lld, for every target), written
- * as shim.ld next to shim.c. It saves page faults. The file starts with the
- * headers and the few bytes of data; in memory the bss follows them on the
- * same page, so that the first page holds all that a launch that finds its
- * plan writes: the relocations, musl's globals, the shim's small state and
- * its arena's first KiB (the kernel zeroes that page's tail during execve
- * anyway: one fault for all of it, whatever the code's size). The shim's big
- * buffers (sections .bss.~RANKNAME, see the arena in shim/template.ts) go
- * after the rest. The code and read-only data come last, in one section,
- * mapped from the file's next bytes at an address past the bss: one mapping,
- * one fault (the kernel maps the pages around it too). lld's own layout
- * gives the headers and read-only data a page of their own before the code,
- * and the data a page after it: two faults more in chainload mode, and in
- * exec mode (a static program at a fixed address, its arena over more
- * pages) five. Shims of both modes are static PIEs, linked at 0.
+ * A shim's layout (zig's linker, lld, for every target), written as shim.ld
+ * next to shim.c. Two loadable segments, and nothing the kernel does not
+ * read.
+ *
+ * The first segment is the ELF and program headers, the mark, the few bytes
+ * of data, and in memory the bss right after them, so that the first page
+ * holds all that a launch that finds its plan writes: the runtime's and the
+ * shim's small state and its arena's first KiB (the kernel zeroes that
+ * page's tail during execve anyway: one fault for all of it, whatever the
+ * code's size). The shim's big buffers (sections .bss.~RANKNAME, see the
+ * arena in shim/template.ts) go after the rest. The second is the code and
+ * read-only data, in one section, mapped from the file's next bytes at an
+ * address past the bss: one mapping, one fault (the kernel maps the pages
+ * around it too). lld's own layout gives the headers and read-only data a
+ * page of their own before the code, and the data a page after it: two
+ * faults more in chainload mode, five in exec mode.
+ *
+ * No dynamic section, symbols or relocations: a shim keeps no pointer in
+ * its data (its lists are strings one after the other, see cStringList()),
+ * and its code reaches everything by its distance, so nothing needs
+ * relocating wherever it is loaded, and the runtime has no relocation code.
+ * The ASSERTs make a link that would need a relocation fail, rather than
+ * leave a pointer unrelocated.
  */
-const DATA_FIRST = `SECTIONS {
+const SHIM_LD = `PHDRS {
+  image PT_LOAD FILEHDR PHDRS;
+  code PT_LOAD;
+  mark PT_NOTE;
+  stack PT_GNU_STACK;
+}
+SECTIONS {
   . = SIZEOF_HEADERS;
-  .note.hostshim : { *(.note.hostshim) }
-  .dynsym : { *(.dynsym) }
-  .hash : { *(.hash) }
-  .dynstr : { *(.dynstr) }
-  .rela.dyn : { *(.rela.dyn) }
-  .rel.dyn : { *(.rel.dyn) }
-  .data : { *(.data .data.*) }
-  .dynamic : { *(.dynamic) }
-  .got : { *(.got) }
-  .got.plt : { *(.got.plt) }
-  .sdata : { *(.sdata .sdata.*) }
+  .note.hostshim : { *(.note.hostshim) } :image :mark
+  .rela.dyn : { *(.rela.dyn) } :image
+  .rel.dyn : { *(.rel.dyn) } :image
+  .data : { *(.data .data.*) } :image
+  .got : { *(.got) *(.toc) } :image
+  .got.plt : { *(.got.plt) } :image
+  .sdata : { *(.sdata .sdata.*) } :image
   hostshim_file_data_end = .;
-  .bss : { *(.sbss .sbss.*) *(.bss .bss.[!~]*) *(COMMON) *(SORT_BY_NAME(.bss.~*)) }
+  .bss : { *(.sbss .sbss.*) *(.bss .bss.[!~]*) *(COMMON) *(SORT_BY_NAME(.bss.~*)) } :image
   . = ALIGN(CONSTANT(MAXPAGESIZE)) + (hostshim_file_data_end & (CONSTANT(MAXPAGESIZE) - 1));
-  .ARM.exidx : { *(.ARM.exidx .ARM.exidx.*) }
-  .text : { *(.rodata .rodata.* .srodata .srodata.*) *(.text .text.*) }
-  .init : { KEEP(*(.init)) }
-  .fini : { KEEP(*(.fini)) }
+  .text : { *(.rodata .rodata.* .srodata .srodata.*) *(.text .text.*) } :code
+  /DISCARD/ : { *(.dynamic) *(.dynsym) *(.dynstr) *(.hash) *(.gnu.hash) *(.interp) *(.eh_frame) *(.eh_frame_hdr) *(.ARM.exidx*) *(.ARM.extab*) *(.init) *(.fini) }
 }
+ASSERT(SIZEOF(.rela.dyn) == 0 && SIZEOF(.rel.dyn) == 0, "hostshim: the shim's data holds a pointer, which needs a relocation: a shim has none");
+ASSERT(SIZEOF(.got) <= GOT_HEADER, "hostshim: the shim's code reaches something through a GOT entry, which a shim cannot relocate");
 `
 
 /**
- * ppc64le: musl's start-up finds _DYNAMIC from a 32-bit distance it reads
- * unsigned, so _DYNAMIC below the code lands 4 GiB off. There the data
- * stays after the code: the headers' segment ends on the code's first page
- * (one mapping with the code), and the data and bss follow the code.
+ * The bytes of .got that are the linker's own header, not an address:
+ * ppc64le's TOC base. Beyond them, an entry is an address the code loads,
+ * and lld does not always say that it needs relocating (s390x reaches a
+ * local array's initial copy through an entry it leaves as it is).
  */
-const CODE_FIRST = `SECTIONS {
-  . = SIZEOF_HEADERS;
-  .note.hostshim : { *(.note.hostshim) }
-  .dynsym : { *(.dynsym) }
-  .hash : { *(.hash) }
-  .dynstr : { *(.dynstr) }
-  .rela.dyn : { *(.rela.dyn) }
-  .rel.dyn : { *(.rel.dyn) }
-  .text : { *(.rodata .rodata.* .srodata .srodata.*) *(.text .text.*) }
-  .init : { KEEP(*(.init)) }
-  .fini : { KEEP(*(.fini)) }
-  . = ALIGN(CONSTANT(MAXPAGESIZE)) + (. & (CONSTANT(MAXPAGESIZE) - 1));
-  .data : { *(.data .data.*) }
-  .dynamic : { *(.dynamic) }
-  .got : { *(.got) }
-  .got.plt : { *(.got.plt) }
-  .toc : { *(.toc) }
-  .sdata : { *(.sdata .sdata.*) }
-  .bss : { *(.sbss .sbss.*) *(.bss .bss.[!~]*) *(COMMON) *(SORT_BY_NAME(.bss.~*)) }
-}
-`
+const GOT_HEADER: Readonly<Partial<Record<Arch['name'], number>>> = { ppc64le: 8 }
 
-/** The linker script of a shim for arch (shim.ld). */
+/** The linker script of a shim for arch (shim.ld): the same layout for every architecture. */
 export function linkerScript(arch: Arch): string {
-  return arch.name === 'ppc64le' ? CODE_FIRST : DATA_FIRST
+  return SHIM_LD.replace('GOT_HEADER', String(GOT_HEADER[arch.name] ?? 0))
 }
 
-/** zig's arguments for a shim, in either mode: a static PIE laid out by shim.ld. */
-export function compileArgs(arch: Arch, source: string, output: string): string[] {
-  return ['cc', '-target', arch.zigTarget, ...arch.zigFlags, ...CFLAGS, ...PIE_CFLAGS, '-o', output, source]
+/**
+ * zig's two runs for a shim, in either mode: compile shim.c to shim.o with
+ * musl's headers, then link it with no C library (zig cc -nostdlib drops
+ * the headers too, so one run cannot do both).
+ */
+export function compileSteps(arch: Arch, source: string, output: string): string[][] {
+  const target = ['cc', '-target', arch.zigTarget]
+  return [
+    [...target, ...arch.zigFlags, ...CFLAGS, '-c', '-o', `${output}.o`, source],
+    [...target, ...LDFLAGS, '-o', output, `${output}.o`],
+  ]
 }
 
-/** What zig reads besides compileArgs(): the source as shim.c, and shim.ld. */
+/** What zig reads besides compileSteps(): the source as shim.c, and shim.ld. */
 export async function writeZigInputs(work: string, source: string, arch: Arch): Promise<void> {
   await writeFile(join(work, 'shim.c'), source)
   await writeFile(join(work, 'shim.ld'), linkerScript(arch))
@@ -250,7 +257,9 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 /**
  * Given to every C compiler. No -Werror, unlike zig's: a newer compiler's
  * new warning must not stop a distribution's build (hostshim's tests keep the
- * C clean under -Werror with gcc and clang, musl and glibc).
+ * C clean under -Werror with gcc and clang, musl and glibc). The shim links
+ * the compiler's own C library statically: the runtime of a zig build
+ * (shim/runtime.ts) is for zig's build only.
  */
 export const CC_CFLAGS = ['-std=gnu11', '-Wall', '-Wextra'] as const
 
@@ -264,7 +273,7 @@ export const CC_STATIC_FLAGS: Readonly<Record<ShimMode, readonly string[]>> = {
   chainload: ['-fPIE', '-static-pie'],
 }
 
-/** zig's size flags (CFLAGS, PIE_CFLAGS), each used only where a probe shows the compiler takes it. */
+/** zig's size flags (CFLAGS, LDFLAGS), each used only where a probe shows the compiler takes it. */
 export const CC_SIZE_FLAGS = [
   '-Os',
   '-s',
@@ -372,7 +381,7 @@ export function cacheKey(toolchain: Toolchain, arch: Arch, source: string, mode:
         }
       : {
           zig: toolchain.version,
-          args: compileArgs(arch, 'shim.c', 'shim'),
+          args: compileSteps(arch, 'shim.c', 'shim'),
           strip: STRIP_VERSION,
           script: linkerScript(arch),
         }
@@ -407,7 +416,7 @@ export async function compileShim(
   } catch {
     // Not cached yet.
   }
-  let args: string[]
+  let steps: string[][]
   if (toolchain.kind === 'cc') {
     const profile = await probeCompiler(toolchain, mode)
     if (profile.arch !== arch.name) {
@@ -415,20 +424,22 @@ export async function compileShim(
         `${toolchainName(toolchain)} builds ${profile.arch} programs, not ${arch.name}: give a C compiler for ${arch.name} (--cc), or use zig, which builds every architecture`,
       )
     }
-    args = ccArgs(toolchain, profile, 'shim.c', 'shim')
+    steps = [ccArgs(toolchain, profile, 'shim.c', 'shim')]
   } else {
-    args = compileArgs(arch, 'shim.c', 'shim')
+    steps = compileSteps(arch, 'shim.c', 'shim')
   }
   onCompile?.(arch)
   const work = await mkdtemp(join(tmpdir(), 'hostshim-'))
   try {
     if (toolchain.kind === 'cc') await writeFile(join(work, 'shim.c'), source)
     else await writeZigInputs(work, source, arch)
-    try {
-      await run(toolchain.path, args, work, toolchain.kind === 'cc' ? undefined : zigEnv(work))
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException & { stderr?: string }
-      throw new ToolchainError(`${toolchainName(toolchain)} failed to compile the shim for ${arch.name}`, [toolchain.path, ...args], e.stderr ?? String(e.message))
+    for (const args of steps) {
+      try {
+        await run(toolchain.path, args, work, toolchain.kind === 'cc' ? undefined : zigEnv(work))
+      } catch (error) {
+        const e = error as NodeJS.ErrnoException & { stderr?: string }
+        throw new ToolchainError(`${toolchainName(toolchain)} failed to compile the shim for ${arch.name}`, [toolchain.path, ...args], e.stderr ?? String(e.message))
+      }
     }
     // Whatever the kernel never reads goes; a file stripSections does not
     // understand is kept as the compiler wrote it (verifyShim judges it either way).

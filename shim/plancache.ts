@@ -63,6 +63,8 @@ struct plan_wit {
 
 _Static_assert(sizeof(struct plan_head) == ${cInt(PLAN_FORMAT.headBytes)}, "plan head layout");
 _Static_assert(sizeof(struct plan_wit) == ${cInt(PLAN_FORMAT.witnessBytes)}, "plan witness layout");
+/* The bytes of a witness that are its facts (dev to err): what two lstat()s of one path must agree on. */
+enum { WIT_FACTS = __builtin_offsetof(struct plan_wit, flags) };
 
 /* A plan, loaded or about to be saved: its strings point into a buffer. */
 struct plan {
@@ -90,7 +92,7 @@ static struct {
 } pc __attribute__((section(".bss.~2pc")));
 
 /* Why the plan was computed, or "cached": the debug line's value. */
-static const char *plan_why = WHY_OFF;
+static const char *plan_why;
 
 static unsigned long long ns_of(const struct timespec *ts)
 {
@@ -174,11 +176,13 @@ static unsigned long long fnv_u64(unsigned long long h, unsigned long long v)
  * for any other target: two build directories never share a plan.
  */
 struct plan_key {
+	/* The head's container, euid, root_dev, root_ino: the same layout, compared and copied at once. */
 	unsigned int container, euid;
 	unsigned long long root_dev, root_ino;
 	const char *origin;
 	size_t origin_len;
 };
+enum { KEY_HEAD = 2 * sizeof(unsigned int) + 2 * sizeof(unsigned long long) };
 
 /* One string of the file at *at: len bytes and a NUL, none inside. */
 static const char *plan_string(const char *buf, size_t end, size_t *at, unsigned int len)
@@ -211,8 +215,7 @@ static int plan_parse(const char *buf, size_t n, const struct plan_key *key, str
 	if (memcmp(h->magic, PLAN_MAGIC, 8) || h->version != PLAN_VERSION || h->size != n ||
 	    fnv(0xcbf29ce484222325ull, buf, end) != sum)
 		return -1;
-	if (memcmp(h->id, PLAN_ID, 32) || h->container != key->container || h->euid != key->euid ||
-	    h->root_dev != key->root_dev || h->root_ino != key->root_ino || h->origin_len != key->origin_len)
+	if (memcmp(h->id, PLAN_ID, 32) || memcmp(&h->container, key, KEY_HEAD) || h->origin_len != key->origin_len)
 		return -1;
 	if (h->n_wit > MAX_WIT || h->direct > 1 || h->argv0 > 1 || h->target_len >= PATH_MAX ||
 	    h->loader_len >= PATH_MAX || (h->direct && (h->loader_len || h->lp_len || h->argv0)))
@@ -256,7 +259,6 @@ static int private_to(const struct stat *st, unsigned int euid)
  */
 static size_t plan_path(char *out, const struct plan_key *key)
 {
-	static const char hex[] = "0123456789abcdef";
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	unsigned long long h = fnv(0xcbf29ce484222325ull, PLAN_ID, 32);
 	size_t n, i;
@@ -272,8 +274,8 @@ static size_t plan_path(char *out, const struct plan_key *key)
 	memcpy(out + n, "/hostshim", 10);
 	n += 9;
 	memcpy(out + n, "/plan-", 6);
-	for (i = 0; i < 16; i++)
-		out[n + 6 + i] = hex[(h >> (60 - 4 * i)) & 15];
+	for (i = 0; i < 8; i++)
+		hex2(out + n + 6 + 2 * i, (unsigned char)(h >> (56 - 8 * i)));
 	out[n + 22] = 0;
 	return n;
 }
@@ -311,8 +313,7 @@ static int wit_changed(const struct plan_wit *w, const char *wpath)
 		now.err = (unsigned int)errno;
 	else
 		facts_of(&now, &st);
-	if (now.err == w->err && now.dev == w->dev && now.ino == w->ino && now.size == w->size && now.mtime == w->mtime &&
-	    now.ctime == w->ctime && now.mode == w->mode)
+	if (!memcmp(&now, w, WIT_FACTS))
 		return 0;
 	plan_changed(wpath, w->path_len);
 	return 1;
@@ -339,9 +340,8 @@ static int open_no_links(const char *path)
  * the arena); or -1 with plan_why saying why not. Every failure is a
  * reason to compute, never an error.
  */
-static int plan_load(int container, const struct stat *root, const char *origin, struct plan *p, struct stat *st_run)
+static int plan_load(const struct plan_key *key, struct plan *p, struct stat *st_run)
 {
-	struct plan_key key;
 	char *path = top(), *buf;
 	const struct plan_head *h;
 	const struct plan_wit *w, *run_w = 0;
@@ -353,10 +353,10 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 	unsigned int i;
 	int fd;
 
+	plan_why = WHY_OFF;
 	if (!PLAN_CACHE)
 		return -1;
-	plan_key_of(&key, container, root, origin);
-	dir_len = plan_path(path, &key);
+	dir_len = plan_path(path, key);
 	plan_why = WHY_NO_DIR;
 	if (!dir_len)
 		return -1;
@@ -365,7 +365,7 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
 	plan_why = WHY_DIR_OPEN;
-	if (!S_ISDIR(st.st_mode) || !private_to(&st, key.euid))
+	if (!S_ISDIR(st.st_mode) || !private_to(&st, key->euid))
 		return -1;
 	path[dir_len] = '/';
 	/* Not a link, not a FIFO that would block: a regular file of euid's. */
@@ -375,7 +375,7 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 		return -1;
 	}
 	buf = path + ((strlen(path) + 8) & ~(size_t)7);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !private_to(&st, key.euid)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !private_to(&st, key->euid)) {
 		close(fd);
 		plan_why = WHY_FILE_OPEN;
 		return -1;
@@ -383,7 +383,7 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 	n = read(fd, buf, MAX_PLAN + 1);
 	close(fd);
 	plan_why = WHY_INVALID;
-	if (n < 0 || plan_parse(buf, (size_t)n, &key, p) < 0)
+	if (n < 0 || plan_parse(buf, (size_t)n, key, p) < 0)
 		return -1;
 	h = (const struct plan_head *)buf;
 	w = (const struct plan_wit *)(h + 1);
@@ -433,8 +433,7 @@ static int plan_load(int container, const struct stat *root, const char *origin,
 
 		memset(&now, 0, sizeof(now));
 		facts_of(&now, st_run);
-		if (now.dev == run_w->dev && now.ino == run_w->ino && now.size == run_w->size && now.mtime == run_w->mtime &&
-		    now.ctime == run_w->ctime && now.mode == run_w->mode && S_ISREG(now.mode)) {
+		if (!memcmp(&now, run_w, WIT_FACTS) && S_ISREG(now.mode)) {
 			/*
 			 * Keep the plan's strings (target, loader and library path,
 			 * one after the other in the file), moved down over the
@@ -510,10 +509,9 @@ static void plan_record_done(void)
  * name and renamed, so a reader sees the old file or the new one, whole.
  * Any failure leaves things as they were: the cache never fails a launch.
  */
-static void plan_save(int container, const struct stat *root, const char *origin, const struct plan *p)
+static void plan_save(const struct plan_key *key, const struct plan *p)
 {
 	const unsigned long long RACY_NS = ${cInt(PLAN_FORMAT.racySeconds)} * 1000000000ull;
-	struct plan_key key;
 	struct plan_head *h;
 	struct stat st;
 	char *buf, *s, tmp[PATH_MAX + 32];
@@ -527,14 +525,13 @@ static void plan_save(int container, const struct stat *root, const char *origin
 	for (i = 0; i < (size_t)pc.n_wit; i++)
 		if (!pc.wit[i].err && pc.wit[i].ctime + RACY_NS >= ns_of(&pc.t0))
 			return;
-	plan_key_of(&key, container, root, origin);
-	pc.dir_len = plan_path(pc.file, &key);
+	pc.dir_len = plan_path(pc.file, key);
 	if (!pc.dir_len)
 		return;
 	t_len = strlen(p->target);
 	l_len = p->direct ? 0 : strlen(p->loader);
 	lp_len = p->direct ? 0 : strlen(p->lp);
-	size = sizeof(*h) + (size_t)pc.n_wit * sizeof(struct plan_wit) + t_len + l_len + lp_len + key.origin_len + 4 +
+	size = sizeof(*h) + (size_t)pc.n_wit * sizeof(struct plan_wit) + t_len + l_len + lp_len + key->origin_len + 4 +
 	       pc.text_used;
 	size = ((size + 7) & ~(size_t)7) + 8;
 	if (size > MAX_PLAN)
@@ -546,10 +543,7 @@ static void plan_save(int container, const struct stat *root, const char *origin
 	h->version = PLAN_VERSION;
 	h->size = (unsigned int)size;
 	memcpy(h->id, PLAN_ID, 32);
-	h->container = key.container;
-	h->euid = key.euid;
-	h->root_dev = key.root_dev;
-	h->root_ino = key.root_ino;
+	memcpy(&h->container, key, KEY_HEAD);
 	h->direct = (unsigned int)p->direct;
 	h->argv0 = (unsigned int)p->argv0;
 	h->n_wit = (unsigned int)pc.n_wit;
@@ -557,7 +551,7 @@ static void plan_save(int container, const struct stat *root, const char *origin
 	h->loader_len = (unsigned int)l_len;
 	h->lp_len = (unsigned int)lp_len;
 	h->loader_size = p->loader_size;
-	h->origin_len = (unsigned int)key.origin_len;
+	h->origin_len = (unsigned int)key->origin_len;
 	memcpy(h + 1, pc.wit, (size_t)pc.n_wit * sizeof(struct plan_wit));
 	s = (char *)((struct plan_wit *)(h + 1) + pc.n_wit);
 	memcpy(s, p->target, t_len + 1);
@@ -567,8 +561,8 @@ static void plan_save(int container, const struct stat *root, const char *origin
 		memcpy(s + l_len + 1, p->lp, lp_len + 1);
 	}
 	s += l_len + 1 + lp_len + 1;
-	memcpy(s, key.origin, key.origin_len + 1);
-	s += key.origin_len + 1;
+	memcpy(s, key->origin, key->origin_len + 1);
+	s += key->origin_len + 1;
 	memcpy(s, pc.text, pc.text_used);
 	sum = fnv(0xcbf29ce484222325ull, buf, size - 8);
 	memcpy(buf + size - 8, &sum, 8);
@@ -577,7 +571,7 @@ static void plan_save(int container, const struct stat *root, const char *origin
 	pc.file[pc.dir_len] = 0;
 	if (mkdir(pc.file, 0700) < 0 && errno != EEXIST)
 		return;
-	if (fstatat(AT_FDCWD, pc.file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) || !private_to(&st, key.euid))
+	if (fstatat(AT_FDCWD, pc.file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) || !private_to(&st, key->euid))
 		return;
 	pc.file[pc.dir_len] = '/';
 	/* ".plan-HEX.RANDOM": a name of this launch's own, from the kernel's AT_RANDOM bytes. */
@@ -586,10 +580,8 @@ static void plan_save(int container, const struct stat *root, const char *origin
 	cpy(tmp + pc.dir_len + 2, pc.file + pc.dir_len + 1);
 	s = tmp + strlen(tmp);
 	*s++ = '.';
-	for (i = 0; i < 8; i++) {
-		*s++ = "0123456789abcdef"[rnd ? rnd[i] >> 4 : 0];
-		*s++ = "0123456789abcdef"[rnd ? rnd[i] & 15 : 0];
-	}
+	for (i = 0; i < 8; i++, s += 2)
+		hex2(s, rnd ? rnd[i] : 0);
 	*s = 0;
 	fd = openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)

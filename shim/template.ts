@@ -10,8 +10,9 @@ import { originRelative, type ShimConfig } from '../launcher/config.js'
 import { VERSION } from '../launcher/version.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, shimMark } from '../launcher/mark.js'
 import { FAILURES, STRERROR } from '../launcher/plan.js'
-import { c, cBool, cConstant, cInt, cString, cStringArray, cStringList, CCode } from './emit.js'
+import { c, cBool, cConstant, cInt, cString, cStringList, CCode } from './emit.js'
 import { chainloadBlock } from './chainload.js'
+import { RUNTIME_END, runtimeBlock } from './runtime.js'
 import { PLAN_CACHE_IO, PLAN_CACHE_STATE } from './plancache.js'
 
 function configBlock(config: ShimConfig, arch: Arch, planId: string): CCode {
@@ -23,8 +24,9 @@ static const char TARGET[] = ${cString(config.target)};
 static const char HOST_ROOT[] = ${cString(config.hostRoot)};
 static const char DEBUG_ENV[] = ${cString(config.debugEnv)};
 static const char STD_DIRS[] = ${cStringList(arch.libDirs)};
-static const char *const EXTRA_DIRS[] = ${cStringArray(config.libDirs)};
-static const char *const SET_ENV[] = ${cStringArray(env)};
+static const char EXTRA_DIRS[] = ${cStringList(config.libDirs)};
+/* NAME=VALUE for each variable the shim sets. */
+static const char SET_ENV[] = ${cStringList(env)};
 enum {
 	PASS_ARGV0 = ${cBool(config.argv0)},
 	REQUIRE_HOST_ROOT = ${cBool(config.requireHostRoot === true)},
@@ -139,21 +141,7 @@ function renderSource(config: ShimConfig, arch: Arch, planId: string): string {
  * missing. The algorithm: shim/README.md in hostshim's sources.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
-#include <elf.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/auxv.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+${runtimeBlock(arch)}
 
 ${configBlock(config, arch, planId)}
 
@@ -162,7 +150,7 @@ ${markNote(config, arch)}
 ${failures()}
 ${STACK_C}
 ${chainloadBlock(config, arch)}
-${BODY}`.text
+${BODY}${RUNTIME_END}`.text
 }
 
 /*
@@ -206,13 +194,25 @@ const VERSION_PARTS = VERSION.split('.').map(Number) as [number, number, number]
  * shim.
  */
 function reasons(): CCode {
-  const cases = Object.entries(STRERROR).map(([name, text]) => c`	case ${cConstant(name)}:
-		return ${cString(text)};
-`)
-  return c`static const char *reason(int err)
+  const entries = Object.entries(STRERROR)
+  let at = 0
+  const offsets = entries.map(([, text]) => {
+    const here = at
+    at += Buffer.byteLength(text) + 1
+    return cInt(here)
+  })
+  return c`/* Each errno the shim reports, and where its text starts in REASON_TEXT: a table, smaller than a switch. */
+static const unsigned char REASON_ERR[] = { ${CCode.join(entries.map(([name], i) => c`${i ? c`, ` : c``}${cConstant(name)}`))} };
+static const unsigned short REASON_AT[] = { ${CCode.join(offsets.map((o, i) => c`${i ? c`, ` : c``}${o}`))} };
+static const char REASON_TEXT[] = ${cStringList(entries.map(([, text]) => text))};
+
+static const char *reason(int err)
 {
-	switch (err) {
-${CCode.join(cases)}	}
+	unsigned int i;
+
+	for (i = 0; i < sizeof(REASON_ERR); i++)
+		if (REASON_ERR[i] == err)
+			return REASON_TEXT + REASON_AT[i];
 	return "No error information";
 }`
 }
@@ -396,28 +396,47 @@ static void put(const char *s)
 	m.line_len += n;
 }
 
+/* b as two lower-case hex digits at out. */
+static void hex2(char *out, unsigned char b)
+{
+	out[0] = "0123456789abcdef"[b >> 4];
+	out[1] = "0123456789abcdef"[b & 15];
+}
+
 /* Debug output must survive newlines and odd bytes in paths and arguments. */
 static void put_escaped(const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	char e[5] = "\\x";
+	/* Filled in, not initialised: s390x reaches a local array's initial copy through a GOT entry that lld leaves unrelocated. */
+	char e[5];
 
+	e[0] = '\\';
+	e[1] = 'x';
+	e[4] = 0;
 	for (; *s; s++) {
 		unsigned char b = (unsigned char)*s;
 
 		if (b >= 0x20 && b <= 0x7e && b != '\\') {
-			char one[2] = { (char)b, 0 };
-			put(one);
+			e[3] = (char)b;
+			put(e + 3);
 		} else {
-			e[2] = hex[b >> 4];
-			e[3] = hex[b & 15];
+			hex2(e + 2, b);
 			put(e);
 		}
 	}
 }
 
-static void flush(void)
+/* One line of stderr: "NAME: key: value", value escaped, and ": more" when there is more. */
+static void line(const char *key, const char *value, const char *more)
 {
+	put(NAME);
+	put(": ");
+	put(key);
+	put(": ");
+	put_escaped(value);
+	if (more) {
+		put(": ");
+		put(more);
+	}
 	big.line[m.line_len++] = '\n';
 	(void)!write(2, big.line, m.line_len);
 	m.line_len = 0;
@@ -432,14 +451,7 @@ ${REASONS}
  */
 static _Noreturn void bail(const char *what, const char *path, int err)
 {
-	put(NAME);
-	put(": ");
-	put(what);
-	put(": ");
-	put_escaped(path);
-	put(": ");
-	put(reason(err));
-	flush();
+	line(what, path, reason(err));
 	_exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
@@ -1103,42 +1115,34 @@ static void read_conf(const char *path, int depth)
 	m.top = mark;
 }
 
-static void debug_line(const char *key, const char *value)
-{
-	put(NAME);
-	put(": ");
-	put(key);
-	put(": ");
-	put_escaped(value);
-	flush();
-}
 
-/* "plan: cached", or "plan: computed (why)". */
+/* "plan: cached", or "plan: computed (why)", why escaped: "computed (" and ")" escape to themselves. */
 static void debug_plan(void)
 {
-	put(NAME);
-	put(": plan: ");
-	if (plan_why[0] == 'c' && !strcmp(plan_why, "cached")) {
-		put(plan_why);
+	char *why = top();
+
+	if (!strcmp(plan_why, "cached")) {
+		why = (char *)plan_why;
 	} else {
-		put("computed (");
-		put_escaped(plan_why);
-		put(")");
+		memcpy(why, "computed (", 10);
+		memcpy(cpy(why + 10, plan_why) + strlen(plan_why), ")", 2);
 	}
-	flush();
+	line("plan", why, 0);
 }
 
 static void debug(int container, const char *loader, const char *lp, const char *path, char *const *args)
 {
-	char key[32] = "argv[";
+	char key[32];
 	int i;
 
-	debug_line("mode", container ? "container" : "host");
+	cpy(key, "argv[");
+
+	line("mode", container ? "container" : "host", 0);
 	debug_plan();
-	debug_line("loader", loader ? loader : "-");
-	debug_line("library-path", loader ? lp : "-");
+	line("loader", loader ? loader : "-", 0);
+	line("library-path", loader ? lp : "-", 0);
 	/* Chainload maps the loader in (no execve); exec execs the loader or the target. */
-	debug_line(CHAINLOAD && loader ? "chainload" : "exec", path);
+	line(CHAINLOAD && loader ? "chainload" : "exec", path, 0);
 	for (i = 0; args[i]; i++) {
 		/* The index's digits, written backwards in front of "]". */
 		char num[12], *q = num + sizeof(num) - 2;
@@ -1150,28 +1154,28 @@ static void debug(int container, const char *loader, const char *lp, const char 
 			*--q = (char)('0' + v % 10);
 		while (v /= 10);
 		cpy(key + 5, q);
-		debug_line(key, args[i]);
+		line(key, args[i], 0);
 	}
 }
 
 /* The caller's environment, with the configured variables set. */
 static char **environment(char **env, char **out)
 {
-	size_t n = 0, i;
+	const char *set;
+	size_t n = 0, k;
 
 	for (; *env; env++) {
-		/* != not <: with no variables, gcc's -Wextra calls i < 0 always false. */
-		for (i = 0; i != N_SET_ENV; i++) {
-			size_t k = (size_t)(strchr(SET_ENV[i], '=') - SET_ENV[i]) + 1;
-
-			if (!strncmp(*env, SET_ENV[i], k))
+		/* A variable the shim sets is left out here: its value comes after. */
+		for (set = SET_ENV; *set; set += strlen(set) + 1) {
+			k = (size_t)(strchr(set, '=') - set) + 1;
+			if (!strncmp(*env, set, k))
 				break;
 		}
-		if (i == N_SET_ENV)
+		if (!*set)
 			out[n++] = *env;
 	}
-	for (i = 0; i != N_SET_ENV; i++)
-		out[n++] = (char *)SET_ENV[i];
+	for (set = SET_ENV; *set; set += strlen(set) + 1)
+		out[n++] = (char *)set;
 	out[n] = 0;
 	return out;
 }
@@ -1254,9 +1258,10 @@ static __attribute__((noinline)) void decide(struct run *r)
 {
 	char *target, *loader = 0, *tried, *lp = big.lp;
 	const char *host_loader = 0, *dir, *asked = 0;
-	struct stat st, top_st, root_st;
+	struct stat st, top_st;
+	struct plan_key key;
 	struct plan plan;
-	int container = 0, fd, target_fd = -1, has_interp, knows = 0, i;
+	int container = 0, fd, target_fd = -1, has_interp, knows = 0;
 	int loader_fd = -1;
 
 	m.root = "";
@@ -1281,17 +1286,19 @@ static __attribute__((noinline)) void decide(struct run *r)
 		/* For images only: the host's root is not mounted, and host mode is never right. */
 		bail(WHAT_NO_HOST_ROOT, HOST_ROOT, stat(HOST_ROOT, &st) ? errno : S_ISDIR(st.st_mode) ? ENOENT : ENOTDIR);
 	}
-	/* The root's identity is in the plan cache's key: another host, another plan. */
-	root_st = container ? st : top_st;
-	if (PLAN_CACHE && !container && !top_st.st_ino && stat("/", &root_st) < 0)
-		memset(&root_st, 0, sizeof(root_st));
-
-	/* A $ORIGIN target's path asked for is in the key too: each build directory has its own plan. */
+	/*
+	 * The root's identity is in the plan cache's key: another host, another
+	 * plan. A $ORIGIN target's path asked for is in it too: each build
+	 * directory has its own plan.
+	 */
+	if (PLAN_CACHE && !container && !top_st.st_ino && stat("/", &top_st) < 0)
+		memset(&top_st, 0, sizeof(top_st));
+	plan_key_of(&key, container, container ? &st : &top_st, asked);
 #ifdef HOSTSHIM_BAKED_PLAN
 	/* The bench's limit (renderBakedShim()): a plan written into the shim, nothing checked. */
 	fd = baked_plan(&plan, &st);
 #else
-	fd = plan_load(container, &root_st, asked, &plan, &st);
+	fd = plan_load(&key, &plan, &st);
 #endif
 	if (fd >= 0) {
 		/* Every witness checked, and fd is the file they describe: the plan the computation would make. */
@@ -1379,8 +1386,8 @@ static __attribute__((noinline)) void decide(struct run *r)
 			read_conf("/etc/ld.so.conf", 0);
 			for (dir = STD_DIRS; *dir; dir += strlen(dir) + 1)
 				add_dir(dir);
-			for (i = 0; EXTRA_DIRS[i]; i++)
-				add_dir(EXTRA_DIRS[i]);
+			for (dir = EXTRA_DIRS; *dir; dir += strlen(dir) + 1)
+				add_dir(dir);
 		}
 		plan_record_done();
 		plan.target = target;
@@ -1389,7 +1396,7 @@ static __attribute__((noinline)) void decide(struct run *r)
 		plan.direct = !host_loader;
 		plan.argv0 = knows;
 		plan.loader_size = host_loader ? (unsigned long long)st.st_size : 0;
-		plan_save(container, &root_st, asked, &plan);
+		plan_save(&key, &plan);
 	}
 	r->target = target;
 	r->loader = host_loader ? loader : 0;

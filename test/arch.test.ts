@@ -14,7 +14,7 @@ import { ARCHES, ARCH_NAMES, archByMachine, isArchName, nativeArch, type Arch, t
 import { validateConfig } from '../launcher/config.js'
 import { parseElf } from '../launcher/elf.js'
 import { generate } from '../launcher/generate.js'
-import { CFLAGS, compileArgs, findZig, loadZig } from '../launcher/toolchain.js'
+import { CFLAGS, LDFLAGS, compileSteps, findZig, loadZig } from '../launcher/toolchain.js'
 import { TEST_CACHE_DIR } from './lib/shims.js'
 import { readelfHeader } from './lib/readelf.js'
 
@@ -155,9 +155,11 @@ t.test('zig targets: musl, the ABI of the Debian triplet, a CPU zig knows', asyn
       t.ok(targets.cpuFeatures[cpu]?.includes(feature.slice(1)), `${arch.name}: zig knows feature ${feature} for ${cpu}`)
     }
     for (const flag of arch.zigFlags) t.match(flag, /^-[mW]/, `${arch.name}: ${flag} is a machine or warning flag`)
-    const args = compileArgs(arch, 'shim.c', 'shim')
-    t.same(args.slice(0, 3 + arch.zigFlags.length), ['cc', '-target', arch.zigTarget, ...arch.zigFlags], `${arch.name}: target flags come first`)
-    t.ok(CFLAGS.every((f) => args.includes(f)), `${arch.name}: the common flags follow`)
+    const [compile = [], link = []] = compileSteps(arch, 'shim.c', 'shim')
+    t.same(compile.slice(0, 3 + arch.zigFlags.length), ['cc', '-target', arch.zigTarget, ...arch.zigFlags], `${arch.name}: target flags come first`)
+    t.ok(CFLAGS.every((f) => compile.includes(f)), `${arch.name}: the common flags follow`)
+    t.same(link.slice(0, 3), ['cc', '-target', arch.zigTarget], `${arch.name}: the link is for the same target`)
+    t.ok(LDFLAGS.every((f) => link.includes(f)), `${arch.name}: the link flags follow`)
   }
 })
 

@@ -2,11 +2,15 @@
 // get, how they are compiled. The real runs are in test/integration/chainload.test.ts.
 
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ARCHES, ARCH_NAMES, type Arch, type ArchName } from '../launcher/arch.js'
 import { shimConfigOf, validateConfig, type ShimConfig } from '../launcher/config.js'
 import { ConfigError } from '../launcher/errors.js'
 import { configHash } from '../launcher/mark.js'
-import { PIE_CFLAGS, compileArgs } from '../launcher/toolchain.js'
+import { LDFLAGS, compileSteps, linkerScript, loadZig, writeZigInputs, zigEnv } from '../launcher/toolchain.js'
 import {
   CHAINLOAD_ARCHES,
   chainloadBlock,
@@ -79,9 +83,40 @@ t.test('the C: exec mode only defines CHAINLOAD 0; chainload mode brings the loa
   t.match(renderShim(shim('chainload'), ARCHES.aarch64), /register unsigned long x0 __asm__\("x0"\) = 0, x16 __asm__\("x16"\) = entry;/, 'aarch64: x0 = 0')
 })
 
-t.test('shims of both modes are compiled as static PIEs, laid out by shim.ld', async (t) => {
-  const args = compileArgs(x86, 'shim.c', 'shim')
-  t.ok(args.includes('-static') && args.includes('-fPIE'), '-static with -fPIE: zig links a static PIE')
-  for (const flag of PIE_CFLAGS) t.ok(args.includes(flag), flag)
-  t.same(args.slice(-3), ['-o', 'shim', 'shim.c'])
+t.test('shims of both modes are compiled as static PIEs with no C library, laid out by shim.ld', async (t) => {
+  const [compile = [], link = []] = compileSteps(x86, 'shim.c', 'shim')
+  t.ok(compile.includes('-fPIE'), 'PIE code')
+  t.same(compile.slice(-4), ['-c', '-o', 'shim.o', 'shim.c'])
+  t.ok(link.includes('-static') && link.includes('-fPIE'), '-static with -fPIE: zig links a static PIE')
+  t.ok(link.includes('-nostdlib'), 'no C library: the runtime is the shim\'s own')
+  t.ok(link.includes('-Wl,-T,shim.ld'), 'laid out by shim.ld')
+  t.same(link.slice(-3), ['-o', 'shim', 'shim.o'])
+  t.same(LDFLAGS.filter((f) => !link.includes(f)), [])
+})
+
+t.test('shim.ld: two loadable segments, no dynamic section, and no link that would need a relocation', async (t) => {
+  for (const arch of ARCH_NAMES.map((n) => ARCHES[n])) {
+    const script = linkerScript(arch)
+    t.match(script, /PHDRS \{\n {2}image PT_LOAD FILEHDR PHDRS;\n {2}code PT_LOAD;\n {2}mark PT_NOTE;\n {2}stack PT_GNU_STACK;\n\}/, `${arch.name}: the segments`)
+    t.match(script, /\/DISCARD\/ : \{ \*\(\.dynamic\)/, `${arch.name}: no dynamic section`)
+    t.match(script, /ASSERT\(SIZEOF\(\.got\) <= \d+,/, `${arch.name}: GOT entries refused`)
+  }
+  // A pointer in the data: lld would leave it for a dynamic loader to relocate, and a shim has none.
+  const zig = await loadZig()
+  const dir = await mkdtemp(join(tmpdir(), 'hostshim-reloc-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const source = 'static const char s[] = "x";\nconst char *p = s;\nvoid _start(void)\n{\n\t__asm__ volatile("" : : "r"(p));\n\tfor (;;)\n\t\t;\n}\n'
+  await writeZigInputs(dir, source, x86)
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(zig.path, args, { cwd: dir, env: zigEnv(dir) }, (error, _out, stderr) => resolve({ code: error ? 1 : 0, stderr })),
+    )
+  const [compile = [], link = []] = compileSteps(x86, 'shim.c', 'shim')
+  t.equal((await run(compile)).code, 0, 'it compiles')
+  const linked = await run(link)
+  t.equal(linked.code, 1, 'it does not link')
+  t.match(linked.stderr, /the shim's data holds a pointer, which needs a relocation/)
+  await writeFile(join(dir, 'shim.c'), source.replace('const char *p = s;', 'static const char *const p = s;'))
+  t.equal((await run(compile)).code, 0)
+  t.equal((await run(link)).code, 0, 'the same without the pointer in the data links')
 })

@@ -39,7 +39,7 @@ t.test('--help and the README list the same exit codes', async (t) => {
 
 t.test('each compile that misses the cache says so on stderr, never on stdout', { timeout: COMPILE_TIMEOUT_MS }, async (t) => {
   const args = (dir: string) => ['generate', '-n', 'progress', '-t', '/usr/bin/progress', '-o', join(dir, 'shim')]
-  const line = 'hostshim: compiling the x86_64 shim with zig (not cached; the first build for a target also builds musl, ~15 s)...'
+  const line = 'hostshim: compiling the x86_64 shim with zig (not cached; the first build for a target also builds compiler-rt, ~10 s)...'
   const escaped = line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
   // A fresh compile cache each time: zig really runs.
   for (const [isTTY, extra, shown] of [[true, [], /^LINE[\s\S]*\r.* done\n$/], [false, [], /^LINE\n$/], [true, ['--quiet'], null], [false, ['--json'], null]] as const) {

@@ -18,7 +18,7 @@ import { generate, verifyShim } from '../launcher/generate.js'
 import { formatInspect, inspectFile } from '../launcher/inspect.js'
 import { MARK_NOTE_NAME, MARK_NOTE_TYPE, parseMark } from '../launcher/mark.js'
 import { STRIP_VERSION, stripPlan, stripSections } from '../launcher/strip.js'
-import { cacheKey, compileArgs, loadZig, writeZigInputs, zigEnv, type Zig } from '../launcher/toolchain.js'
+import { cacheKey, compileSteps, loadZig, writeZigInputs, zigEnv, type Zig } from '../launcher/toolchain.js'
 import { configForArch, effectiveMode } from '../shim/chainload.js'
 import { renderShim } from '../shim/template.js'
 import {
@@ -338,7 +338,7 @@ t.test('the cache key names the strip pass', async (t) => {
   t.match(key, /^[0-9a-f]{64}$/)
   // The key before the strip pass existed: the same inputs without `strip`.
   const unstripped = createHash('sha256')
-    .update(JSON.stringify({ zig: zig.version, args: compileArgs(ARCHES.x86_64, 'shim.c', 'shim') }))
+    .update(JSON.stringify({ zig: zig.version, args: compileSteps(ARCHES.x86_64, 'shim.c', 'shim') }))
     .update('\0')
     .update('int main(void) { return 0; }')
     .digest('hex')
@@ -375,7 +375,7 @@ async function compileUnstripped(zig: Zig, arch: Arch, mode: ShimMode, dir: stri
   const shim = shimConfigOf(validateConfig({ name: 'toolbox', target: TARGET, arch: arch.name, mode }))
   await mkdir(dir, { recursive: true })
   await writeZigInputs(dir, renderShim(configForArch(shim, arch), arch), arch)
-  await run(zig.path, compileArgs(arch, 'shim.c', 'shim'), dir)
+  for (const args of compileSteps(arch, 'shim.c', 'shim')) await run(zig.path, args, dir)
   return readFile(join(dir, 'shim'))
 }
 

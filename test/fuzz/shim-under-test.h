@@ -3,10 +3,11 @@
  * that its static functions are visible to the harness. test/lib/fuzz.ts
  * writes it as "shim.c" next to the harness's build and adds -I for it.
  *
- * Two things differ from a real build, both outside the shim's own text:
- * its main() is renamed (libFuzzer brings one), and glibc, which the
- * sanitizers need, calls musl's getdents() getdents64() (same struct, same
- * system call on 64-bit machines).
+ * Three things differ from a real build, all outside the shim's own text:
+ * it is built against glibc, which the sanitizers need, in place of the
+ * runtime of zig's build (no HOSTSHIM_RUNTIME), its main() is renamed
+ * (libFuzzer brings one), and glibc calls musl's getdents() getdents64()
+ * (same struct, same system call on 64-bit machines).
  */
 #ifndef HOSTSHIM_SHIM_UNDER_TEST_H
 #define HOSTSHIM_SHIM_UNDER_TEST_H

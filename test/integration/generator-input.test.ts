@@ -87,20 +87,17 @@ function scalar(c: string, name: string): Buffer {
   return bytes
 }
 
-/** `static const char *const NAME[] = { "...", "...", 0 };` */
+/** `static const char NAME[] = "a\000b\000";`: the strings of a list, one after the other, each ending in NUL. */
 function array(c: string, name: string): Buffer[] {
-  const decl = `static const char *const ${name}[] = { `
-  let at = c.indexOf(decl)
-  if (at < 0) throw new Error(`no ${name} in the C`)
-  at += decl.length
+  const bytes = scalar(c, name)
   const items: Buffer[] = []
-  while (c.startsWith('"', at)) {
-    const { bytes, end } = readCString(c, at)
-    items.push(bytes)
-    if (!c.startsWith(', ', end)) throw new Error(`${name}: bad separator`)
-    at = end + 2
+  for (let at = 0; at < bytes.length; ) {
+    const end = bytes.indexOf(0, at)
+    if (end < 0) throw new Error(`${name}: the last string has no NUL`)
+    if (end === at) throw new Error(`${name}: an empty string would end the list`)
+    items.push(bytes.subarray(at, end))
+    at = end + 1
   }
-  if (!c.startsWith('0 };', at)) throw new Error(`${name}: not NULL-terminated`)
   return items
 }
 
