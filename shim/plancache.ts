@@ -84,8 +84,8 @@ static struct {
 	struct timespec t0;
 	struct plan_wit wit[MAX_WIT];
 	char text[WIT_TEXT];
-	/* The plan file's path, and its directory's length in it. */
-	char file[PATH_MAX];
+	/* The plan file's path, and its directory's length in it; its temporary name (not on the stack: see plan_save()). */
+	char file[PATH_MAX], tmp[PATH_MAX + 32];
 	size_t dir_len;
 	/* "changed: PATH" */
 	char why[PATH_MAX + 16];
@@ -514,7 +514,8 @@ static void plan_save(const struct plan_key *key, const struct plan *p)
 	const unsigned long long RACY_NS = ${cInt(PLAN_FORMAT.racySeconds)} * 1000000000ull;
 	struct plan_head *h;
 	struct stat st;
-	char *buf, *s, tmp[PATH_MAX + 32];
+	/* pc.tmp, not a 4 KiB array here: this is inlined into decide(), whose frame a hit touches too. */
+	char *buf, *s, *tmp = pc.tmp;
 	size_t size, t_len, l_len, lp_len, i;
 	unsigned long long sum;
 	const unsigned char *rnd = (const unsigned char *)getauxval(AT_RANDOM);

@@ -338,8 +338,9 @@ static char *hs_getenv(const char *name)
 	size_t n = strlen(name);
 	char **e;
 
+	/* memcmp() stops at the first difference: at the latest the NUL of a shorter variable. */
 	for (e = environ; *e; e++)
-		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+		if (!memcmp(*e, name, n) && (*e)[n] == '=')
 			return *e + n + 1;
 	return 0;
 }
@@ -388,6 +389,7 @@ void *memset(void *dst, int ch, size_t n)
 	return dst;
 }
 
+/* Stops at the first difference, which the shim counts on: see hs_getenv(). */
 int memcmp(const void *a, const void *b, size_t n)
 {
 	const unsigned char *p = a, *q = b;

@@ -1,16 +1,17 @@
 // Run by tap before the test files (package.json "tap.before"): compile one
 // shim per architecture and mode, one after the other, so that zig builds
-// each musl variant the suite needs exactly once, on all cores, into its
-// global cache. Without this, the first test files to need a target build
-// its musl while other files wait on zig's lock or build another target at
-// the same time: on a fresh two-core machine the waits ran past test
-// timeouts. With zig's cache warm each compile takes a second or two.
+// what the suite needs of each target (its compiler-rt; until shims had
+// their own runtime, musl too) exactly once, on all cores, into its global
+// cache. Without this, the first test files to need a target build it while
+// other files wait on zig's lock or build another target at the same time:
+// on a fresh two-core machine the waits ran past test timeouts. With zig's
+// cache warm each compile takes a second or two.
 //
 // The shims go through generate(), as the tests' own do, but with a compile
 // cache of their own that starts empty: zig runs every time. Were the
 // answer taken from a compile cache that outlived zig's (the tests' cache
 // under /tmp, zig's under $HOME), nothing would be warmed, and the first
-// test files to compile would build musl themselves, past their timeouts.
+// test files to compile would build compiler-rt themselves, past their timeouts.
 // Nothing is kept.
 
 import { mkdtemp, rm } from 'node:fs/promises'
