@@ -204,9 +204,9 @@ static __attribute__((noinline)) long hs_sys(long n, long a, long b, long c, lon
 #define pread(fd, buf, n, off) hs_pread(fd, buf, n, off)
 #define write(fd, buf, n) syscall(SYS_write, fd, buf, n)
 #define fstatat(fd, path, st, flags) hs_fstatat(fd, path, st, flags)
-#define stat(path, st) hs_fstatat(AT_FDCWD, path, st, 0)
+#define stat(path, st) hs_stat(path, st)
 #define lstat(path, st) hs_fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW)
-#define fstat(fd, st) hs_fstatat(fd, "", st, AT_EMPTY_PATH)
+#define fstat(fd, st) hs_fstat(fd, st)
 #define faccessat(fd, path, mode, flags) hs_faccessat(fd, path, mode, flags)
 #define access(path, mode) ((int)syscall(SYS_faccessat, AT_FDCWD, path, mode))
 #define readlinkat(fd, path, buf, n) syscall(SYS_readlinkat, fd, path, buf, n)
@@ -301,6 +301,16 @@ static int hs_fstatat(int fd, const char *path, struct stat *st, int flags)
 	return 0;
 }
 #endif
+
+static int hs_stat(const char *path, struct stat *st)
+{
+	return hs_fstatat(AT_FDCWD, path, st, 0);
+}
+
+static int hs_fstat(int fd, struct stat *st)
+{
+	return hs_fstatat(fd, "", st, AT_EMPTY_PATH);
+}
 
 static void *hs_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
 {
