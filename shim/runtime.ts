@@ -6,9 +6,10 @@
 // up a thread pointer, stdio, locale, a stack protector; its wrappers are
 // written for every caller), and two system calls at every launch. Here each
 // is a few bytes: one system call function per architecture (inline
-// assembly, the kernel's calling convention), `_start` (sp to C), the
-// relocation of a static PIE, and the functions the compiler may call by
-// their standard names (memcpy, memset, ...).
+// assembly, the kernel's calling convention), `_start` (sp to C), and the
+// functions the compiler may call by their standard names (memcpy, memset,
+// ...). A shim needs no relocation (launcher/toolchain.ts, shim.ld), so
+// there is no relocation code.
 //
 // The C library's headers are still read, for types and constants (zig has
 // musl's for every target); no C library is linked (zig cc -nostdlib). The
@@ -22,6 +23,20 @@
 
 import type { Arch, ArchName } from '../launcher/arch.js'
 import { c, type CCode } from './emit.js'
+
+/*
+ * The convention most architectures share: the number in one register, the
+ * six arguments in six more, one instruction, the result in the first
+ * argument's register, and only memory changed.
+ */
+function inRegisters(insn: CCode, num: CCode, args: readonly [CCode, CCode, CCode, CCode, CCode, CCode]): CCode {
+  const [r0, r1, r2, r3, r4, r5] = args
+  return c`	register long ${num} __asm__("${num}") = n, ${r0} __asm__("${r0}") = a, ${r1} __asm__("${r1}") = b, ${r2} __asm__("${r2}") = c,
+		      ${r3} __asm__("${r3}") = d, ${r4} __asm__("${r4}") = e, ${r5} __asm__("${r5}") = f;
+
+	__asm__ volatile("${insn}" : "+r"(${r0}) : "r"(${num}), "r"(${r1}), "r"(${r2}), "r"(${r3}), "r"(${r4}), "r"(${r5}) : "memory");
+	r = ${r0};`
+}
 
 /*
  * One system call: number n, six arguments, the kernel's result (-errno on
@@ -42,29 +57,13 @@ const SYSCALLS: Readonly<Record<ArchName, CCode>> = {
 			 : "+a"(n), "+D"(p) : "b"(a), "c"(b), "d"(c), "S"(d) : "memory");
 	r = n;`,
   // EABI: r7, then r0-r5.
-  armhf: c`	register long r7 __asm__("r7") = n, r0 __asm__("r0") = a, r1 __asm__("r1") = b, r2 __asm__("r2") = c,
-		      r3 __asm__("r3") = d, r4 __asm__("r4") = e, r5 __asm__("r5") = f;
-
-	__asm__ volatile("svc 0" : "+r"(r0) : "r"(r7), "r"(r1), "r"(r2), "r"(r3), "r"(r4), "r"(r5) : "memory");
-	r = r0;`,
+  armhf: inRegisters(c`svc 0`, c`r7`, [c`r0`, c`r1`, c`r2`, c`r3`, c`r4`, c`r5`]),
   // x8, then x0-x5.
-  aarch64: c`	register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c,
-		      x3 __asm__("x3") = d, x4 __asm__("x4") = e, x5 __asm__("x5") = f;
-
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-	r = x0;`,
+  aarch64: inRegisters(c`svc 0`, c`x8`, [c`x0`, c`x1`, c`x2`, c`x3`, c`x4`, c`x5`]),
   // a7, then a0-a5.
-  riscv64: c`	register long a7 __asm__("a7") = n, a0 __asm__("a0") = a, a1 __asm__("a1") = b, a2 __asm__("a2") = c,
-		      a3 __asm__("a3") = d, a4 __asm__("a4") = e, a5 __asm__("a5") = f;
-
-	__asm__ volatile("ecall" : "+r"(a0) : "r"(a7), "r"(a1), "r"(a2), "r"(a3), "r"(a4), "r"(a5) : "memory");
-	r = a0;`,
+  riscv64: inRegisters(c`ecall`, c`a7`, [c`a0`, c`a1`, c`a2`, c`a3`, c`a4`, c`a5`]),
   // r1, then r2-r7; the result in r2.
-  s390x: c`	register long r1 __asm__("r1") = n, r2 __asm__("r2") = a, r3 __asm__("r3") = b, r4 __asm__("r4") = c,
-		      r5 __asm__("r5") = d, r6 __asm__("r6") = e, r7 __asm__("r7") = f;
-
-	__asm__ volatile("svc 0" : "+r"(r2) : "r"(r1), "r"(r3), "r"(r4), "r"(r5), "r"(r6), "r"(r7) : "memory");
-	r = r2;`,
+  s390x: inRegisters(c`svc 0`, c`r1`, [c`r2`, c`r3`, c`r4`, c`r5`, c`r6`, c`r7`]),
   // r0, then r3-r8; failure is cr0's SO bit with a positive errno in r3.
   // The kernel may change r0 and r4-r12, cr0, ctr and xer.
   ppc64le: c`	register long r0 __asm__("r0") = n, r3 __asm__("r3") = a, r4 __asm__("r4") = b, r5 __asm__("r5") = c,
