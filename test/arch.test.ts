@@ -18,7 +18,7 @@ import { CFLAGS, LDFLAGS, compileSteps, findZig, loadZig } from '../launcher/too
 import { TEST_CACHE_DIR } from './lib/shims.js'
 import { readelfHeader } from './lib/readelf.js'
 
-/** Cold: zig builds musl once per target (20 s to a minute each on a small machine). */
+/** Cold: zig builds compiler-rt once per target (about 10 s each on a small machine). */
 t.setTimeout(30 * 60_000)
 
 interface Expected {

@@ -85,7 +85,7 @@ import { readelfHeader } from '../lib/readelf.js'
 
 const run = promisify(execFile)
 
-/** Cold: musl for seven targets, seven Debian trees. Warm: well under a minute. */
+/** Cold: compiler-rt for seven targets, seven Debian trees. Warm: well under a minute. */
 t.setTimeout(60 * 60_000)
 
 const UNSHARE = '/usr/bin/unshare'

@@ -69,7 +69,7 @@ import {
 import { describeNative, runsNatively } from '../lib/native.js'
 import { COMPILE_TIMEOUT_MS, DEBUG_ENV, buildShim, parseDebug, suiteScratch, type ShimFields } from '../lib/shims.js'
 
-// Cold, the foreign architectures each build musl for a static PIE first.
+// Cold, the foreign architectures each build zig's compiler-rt first.
 t.setTimeout(COMPILE_TIMEOUT_MS * 12)
 
 const scratch = await suiteScratch(t, 'chainload')

@@ -17,7 +17,7 @@
 // The caches here are private temp dirs (HOSTSHIM_CACHE, ZIG_GLOBAL_CACHE_DIR),
 // so the cold round really is cold and other tests' caches are untouched.
 // Exec mode only: the race does not depend on the mode, and one mode needs
-// one musl build (cold, ~15 s on two idle cores; the eight wait on zig's lock).
+// one compiler-rt build (cold, ~10 s on two idle cores; the eight wait on zig's lock).
 
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -30,8 +30,9 @@ import { parseElf } from '../../launcher/elf.js'
 import { inspectFile } from '../../launcher/inspect.js'
 import { bundledCli } from '../lib/cli.js'
 
-// Cold on a busy machine the one musl build can take many minutes (12 on two
-// cores shared with 20 other jobs); on an idle one, seconds.
+// Cold on a busy machine the one compiler-rt build can take minutes (musl's,
+// before shims had their own runtime, took 12 on two cores shared with 20
+// other jobs); on an idle one, seconds.
 t.setTimeout(60 * 60_000)
 
 const cli = bundledCli()
@@ -128,7 +129,7 @@ t.test('zig\'s global cache keeps no record of a shim\'s source', async (t) => {
   // zig records a C source in h/*.txt as "SIZE INODE MTIME HASH PREFIX PATH".
   // A record naming shim.c here means compiles share zig's per-source state again.
   const manifests = readdirSync(join(zigGlobal, 'h')).filter((f) => f.endsWith('.txt'))
-  t.ok(manifests.length > 0, `zig's global cache was used (musl): ${manifests.length} records`)
+  t.ok(manifests.length > 0, `zig's global cache was used (compiler-rt): ${manifests.length} records`)
   const naming: string[] = []
   for (const m of manifests) {
     const text = await readFile(join(zigGlobal, 'h', m), 'utf8')

@@ -59,7 +59,7 @@ function run(args: readonly string[], env: Record<string, string> = {}) {
     cwd: dir,
     encoding: 'utf8',
     timeout: COMPILE_TIMEOUT_MS,
-    // HOME keeps zig's own cache (its musl build) warm; hostshim's cache is fresh.
+    // HOME keeps zig's own cache (its compiler-rt build) warm; hostshim's cache is fresh.
     env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ZIG: zig, HOSTSHIM_CACHE: cacheDir, ...env },
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }

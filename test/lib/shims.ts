@@ -4,7 +4,7 @@
 //
 // Compiles go through hostshim's content-addressed cache, so a second run of
 // the tests does not start zig at all. The first compile of a fresh machine
-// takes ~20 s (zig builds musl); tests that build shims should allow minutes.
+// takes ~10 s (zig builds compiler-rt); tests that build shims should allow minutes.
 
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,7 +21,7 @@ export const TEST_CACHE_DIR = process.env.HOSTSHIM_CACHE ?? join(tmpdir(), 'host
 /** The default debug variable (launcher/config.ts DEFAULTS.debugEnv). */
 export const DEBUG_ENV = 'HOSTSHIM_DEBUG'
 
-/** Ample time for one test that compiles: zig's first run builds musl. */
+/** Ample time for one test that compiles: zig's first run for a target builds compiler-rt. */
 export const COMPILE_TIMEOUT_MS = 180_000
 
 /** A config as a test writes it: what is baked in. Architecture and output are the helper's. */
