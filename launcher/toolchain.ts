@@ -273,7 +273,12 @@ export const CC_STATIC_FLAGS: Readonly<Record<ShimMode, readonly string[]>> = {
   chainload: ['-fPIE', '-static-pie'],
 }
 
-/** zig's size flags (CFLAGS, LDFLAGS), each used only where a probe shows the compiler takes it. */
+/**
+ * Size flags for a C compiler, each used only where a probe shows the
+ * compiler takes it: those of zig's build when it linked musl. zig's own
+ * (CFLAGS, LDFLAGS) now also pass -mllvm, which only clang takes, and need
+ * no RELRO or hash-table flags, since a zig shim has no dynamic section.
+ */
 export const CC_SIZE_FLAGS = [
   '-Os',
   '-s',
